@@ -1,0 +1,90 @@
+"""Running agents: one in this process (`greenai agent X`), or all as child processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO
+
+from greenai.shared.bus import ensure_nats, open_store
+from greenai.shared.config import Settings
+from greenai.shared.logging import configure_logging, get_logger
+from greenai.shared.runtime import JobWorker, install_stop_signals
+
+AGENTS = ("coordinator", "quantization", "evaluation")
+
+
+async def serve_agent(name: str, settings: Settings) -> None:
+    bus = ensure_nats(settings)
+    store = await open_store(settings, bus.url, name)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    log = get_logger(name)
+    log.info("agent up", nats=bus.url, pid=os.getpid())
+    try:
+        if name == "coordinator":
+            from greenai.services.coordinator.agent import Coordinator
+
+            await Coordinator(store, settings).serve(stop)
+        else:
+            if name == "quantization":
+                from greenai.services.quantization.agent import QuantizationAgent
+
+                spec = QuantizationAgent(settings).spec()
+            elif name == "evaluation":
+                from greenai.services.evaluation.agent import EvaluationAgent
+
+                spec = EvaluationAgent(settings).spec()
+            else:
+                raise ValueError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}")
+            worker = JobWorker(store, spec, ack_wait_s=settings.ack_wait_s, max_attempts=settings.max_attempts)
+            await worker.serve(stop)
+    finally:
+        log.info("agent down")
+        await store.close()
+        bus.close()
+
+
+def run_agent(name: str, settings: Settings) -> None:
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(serve_agent(name, settings))
+
+
+def settings_env(settings: Settings, nats_url: str) -> dict[str, str]:
+    """The environment that gives a child process the same settings as ours."""
+    env = dict(os.environ)
+    for field, value in settings.model_dump().items():
+        if value is not None:
+            env[f"GREENAI_{field.upper()}"] = str(value)
+    env["GREENAI_NATS_URL"] = nats_url
+    env["GREENAI_LOG_FORMAT"] = "json"
+    return env
+
+
+def spawn_agent(name: str, settings: Settings, nats_url: str, log_dir: Path | None) -> subprocess.Popen[bytes]:
+    out: IO[bytes] | int | None = None
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(
+        [sys.executable, "-m", "greenai", "agent", name],
+        env=settings_env(settings, nats_url),
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
+    )
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

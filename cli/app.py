@@ -1,0 +1,288 @@
+"""The `greenai` command line: run experiments, run agents, watch and replay the event log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from greenai.cli.agents import AGENTS, run_agent, spawn_agent, stop_all
+from greenai.cli.render import describe, front_table
+from greenai.events import new_event
+from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed, RunRequested
+from greenai.events.results import EvaluateCompleted
+from greenai.events.subjects import check_experiment_id, experiment_filter
+from greenai.projections.experiment import fold_experiment
+from greenai.projections.export import write_experiment_folder
+from greenai.projections.pareto import pareto_front
+from greenai.projections.skills import skill_memory
+from greenai.shared.bus import Bus, ensure_nats, open_store
+from greenai.shared.config import ConfigError, Settings, load_settings
+from greenai.shared.eventstore import ConcurrencyError, EventStore, StoredEvent
+from greenai.shared.logging import configure_logging
+
+app = typer.Typer(help="GreenAI: agentic compression of LLMs, driven by an event log on NATS JetStream.", no_args_is_help=True)
+console = Console()
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Benchmark files (GREENAI_DATA_DIR).")]
+WorkDir = Annotated[Path | None, typer.Option("--work-dir", help="Artifacts, experiments, NATS store (GREENAI_WORK_DIR).")]
+NatsUrl = Annotated[str | None, typer.Option("--nats-url", help="NATS server (GREENAI_NATS_URL); unset: embedded.")]
+
+
+def _settings(data_dir: Path | None = None, work_dir: Path | None = None, nats_url: str | None = None, **more: object) -> Settings:
+    try:
+        return load_settings(data_dir=data_dir, work_dir=work_dir, nats_url=nats_url, **more)
+    except (ConfigError, ValueError) as exc:
+        console.print(f"[red]bad configuration:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _new_experiment_id(model: str, dataset: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", Path(model).name.lower()).strip("-")[:30] or "model"
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stem}-{dataset}-{stamp}-{secrets.token_hex(2)}"
+
+
+@app.command()
+def run(
+    model: Annotated[str, typer.Option(help="Alias, .gguf file, local folder or Hugging Face id.")] = "smollm2-135m",
+    dataset: Annotated[str, typer.Option(help="Target benchmark.")] = "arc_easy",
+    episodes: Annotated[int, typer.Option(min=1)] = 3,
+    limit: Annotated[int | None, typer.Option(help="Benchmark items per evaluation (default: all).")] = None,
+    policy: Annotated[str, typer.Option(help="Decision policy.")] = "grid",
+    seed: int = 0,
+    name: Annotated[str | None, typer.Option(help="Experiment id (default: generated).")] = None,
+    agents: Annotated[
+        bool | None, typer.Option("--agents/--no-agents", help="Start the agents for this run (default: when the NATS server is ours).")
+    ] = None,
+    data_dir: DataDir = None,
+    work_dir: WorkDir = None,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Request an experiment, follow it episode by episode, then show the Pareto front."""
+    settings = _settings(data_dir, work_dir, nats_url)
+    experiment_id = name or _new_experiment_id(model, dataset)
+    try:
+        check_experiment_id(experiment_id)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    request = RunRequested(model=model, dataset=dataset, episodes=episodes, policy=policy, limit=limit, seed=seed)
+    bus = ensure_nats(settings)
+    spawn = agents if agents is not None else bus.embedded is not None
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        if spawn:
+            log_dir = settings.work_dir / "logs"
+            procs = [spawn_agent(a, settings, bus.url, log_dir) for a in AGENTS]
+            console.print(f"agents started ({', '.join(AGENTS)}); logs in {log_dir}")
+        code = asyncio.run(_run(settings, bus, experiment_id, request, procs))
+    finally:
+        stop_all(procs)
+        bus.close()
+    raise typer.Exit(code)
+
+
+async def _run(settings: Settings, bus: Bus, experiment_id: str, request: RunRequested, procs: list[subprocess.Popen[bytes]]) -> int:
+    store = await open_store(settings, bus.url, "cli")
+    try:
+        event = new_event(experiment_id, request, producer="cli", key="run")
+        try:
+            await store.append(event, expected_last_seq=0)
+        except ConcurrencyError:
+            console.print(f"[red]experiment {experiment_id} already exists; pick another --name[/red]")
+            return 2
+        console.print(f"experiment [bold]{experiment_id}[/bold] requested (NATS {bus.url})")
+        outcome = await _follow(store, experiment_id, request.episodes, procs)
+        history = await store.read(experiment_id)
+        skills = skill_memory([e.envelope async for e in store.read_everything()])
+        folder = write_experiment_folder(settings.experiments_dir, experiment_id, history.envelopes, skills)
+        console.print(front_table(pareto_front(history.envelopes)))
+        console.print(f"experiment folder: {folder}")
+        return 0 if outcome == "completed" else 1
+    finally:
+        await store.close()
+
+
+async def _follow(store: EventStore, experiment_id: str, episodes: int, procs: list[subprocess.Popen[bytes]]) -> str:
+    queue: asyncio.Queue[StoredEvent] = asyncio.Queue()
+
+    async def pump() -> None:
+        async for item in store.tail(experiment_filter(experiment_id), from_start=True):
+            if isinstance(item, StoredEvent):
+                await queue.put(item)
+
+    task = asyncio.create_task(pump())
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console) as progress:
+            bar = progress.add_task("episodes", total=episodes)
+            while True:
+                try:
+                    stored = await asyncio.wait_for(queue.get(), timeout=1.0)
+                except TimeoutError:
+                    dead = [p.args[-1] for p in procs if p.poll() is not None]
+                    if procs and dead:
+                        progress.console.print(f"[red]agent(s) exited unexpectedly: {', '.join(map(str, dead))}[/red]")
+                        return "agents died"
+                    continue
+                env = stored.envelope
+                progress.console.print(f"[dim]{env.time:%H:%M:%S}[/dim] {describe(env)}")
+                data = env.data
+                if isinstance(data, EpisodeDecided):
+                    progress.update(bar, description=f"episode {data.episode}: {data.method or data.action}")
+                elif isinstance(data, EvaluateCompleted) and data.episode > 0:
+                    progress.advance(bar)
+                elif isinstance(data, ExperimentCompleted):
+                    progress.update(bar, completed=episodes)
+                    return "completed"
+                elif isinstance(data, ExperimentFailed):
+                    return "failed"
+    finally:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+
+
+@app.command()
+def agent(
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(AGENTS)}")],
+    data_dir: DataDir = None,
+    work_dir: WorkDir = None,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Run one agent in this process (JSON logs on stderr)."""
+    if name not in AGENTS:
+        console.print(f"[red]unknown agent {name!r}; known: {', '.join(AGENTS)}[/red]")
+        raise typer.Exit(2)
+    run_agent(name, _settings(data_dir, work_dir, nats_url))
+
+
+@app.command()
+def up(data_dir: DataDir = None, work_dir: WorkDir = None, nats_url: NatsUrl = None) -> None:
+    """Start every agent (and an embedded NATS server if none is configured) until Ctrl-C."""
+    settings = _settings(data_dir, work_dir, nats_url)
+    bus = ensure_nats(settings)
+    procs = [spawn_agent(a, settings, bus.url, None) for a in AGENTS]
+    console.print(f"NATS {bus.url}; agents: {', '.join(AGENTS)} (Ctrl-C stops them)")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1.0)
+        console.print("[red]an agent exited; stopping the others[/red]")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_all(procs)
+        bus.close()
+
+
+@app.command()
+def tail(
+    experiment: Annotated[str | None, typer.Argument(help="Only this experiment.")] = None,
+    from_start: Annotated[bool, typer.Option("--from-start", help="Print past events first.")] = False,
+    data_dir: DataDir = None,
+    work_dir: WorkDir = None,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Print events as they are appended to the log."""
+    settings = _settings(data_dir, work_dir, nats_url)
+    configure_logging("console", "warning")
+    bus = _existing_bus(settings)
+
+    async def go() -> None:
+        store = await open_store(settings, bus.url, "tail")
+        try:
+            async for item in store.tail(experiment_filter(experiment) if experiment else None, from_start=from_start):
+                if isinstance(item, StoredEvent):
+                    env = item.envelope
+                    console.print(f"[dim]{item.seq:>6} {env.time:%H:%M:%S}[/dim] [cyan]{env.experiment_id}[/cyan] {describe(env)}")
+                else:
+                    console.print(f"[dim]{item.seq:>6}[/dim] [red]unreadable message on {item.subject}: {item.reason}[/red]")
+        finally:
+            await store.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(go())
+
+
+@app.command()
+def replay(
+    experiment: str,
+    data_dir: DataDir = None,
+    work_dir: WorkDir = None,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Rebuild an experiment's folder (front, results, skill memory) from the log alone."""
+    settings = _settings(data_dir, work_dir, nats_url)
+    bus = _existing_bus(settings, allow_start=True)
+
+    async def go() -> int:
+        store = await open_store(settings, bus.url, "replay")
+        try:
+            history = await store.read(experiment)
+            if not history.events:
+                console.print(f"[red]no events for experiment {experiment!r}[/red]")
+                return 1
+            skills = skill_memory([e.envelope async for e in store.read_everything()])
+        finally:
+            await store.close()
+        folder = write_experiment_folder(settings.experiments_dir, experiment, history.envelopes, skills)
+        for bad in history.unreadable:
+            console.print(f"[yellow]skipped unreadable message {bad.seq} on {bad.subject}: {bad.reason}[/yellow]")
+        console.print(front_table(pareto_front(history.envelopes)))
+        console.print(f"{len(history.events)} events replayed into {folder}")
+        return 0
+
+    try:
+        code = asyncio.run(go())
+    finally:
+        bus.close()
+    raise typer.Exit(code)
+
+
+@app.command()
+def experiments(data_dir: DataDir = None, work_dir: WorkDir = None, nats_url: NatsUrl = None) -> None:
+    """List the experiments in the log with their status."""
+    settings = _settings(data_dir, work_dir, nats_url)
+    bus = _existing_bus(settings, allow_start=True)
+
+    async def go() -> None:
+        store = await open_store(settings, bus.url, "experiments")
+        table = Table("experiment", "model", "dataset", "status", "episodes", "events")
+        try:
+            for exp in await store.experiments():
+                state = fold_experiment(exp, (await store.read(exp)).envelopes)
+                status = "failed" if state.failed else "completed" if state.completed else "running"
+                run_ = state.run
+                table.add_row(exp, run_.model if run_ else "?", run_.dataset if run_ else "?", status, str(state.decided), str(state.events))
+        finally:
+            await store.close()
+        console.print(table)
+
+    try:
+        asyncio.run(go())
+    finally:
+        bus.close()
+
+
+def _existing_bus(settings: Settings, allow_start: bool = False) -> Bus:
+    try:
+        return ensure_nats(settings, start=allow_start)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def main() -> None:
+    app()

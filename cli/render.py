@@ -1,0 +1,67 @@
+"""Human-readable one-liners and tables for events and fronts."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from greenai.events import Envelope
+from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed, RunRequested, SpecInferred
+from greenai.events.jobs import EvaluateRequested, EventRejected, JobFailed, JobStarted, QuantizeRequested
+from greenai.events.results import EvaluateCompleted, QuantizeCompleted
+from greenai.projections.pareto import ParetoFront
+
+
+def describe(env: Envelope) -> str:  # noqa: C901 - one line per event type
+    d = env.data
+    if isinstance(d, RunRequested):
+        return f"run requested: {d.model} on {d.dataset}, {d.episodes} episode(s), policy {d.policy}, limit {d.limit}"
+    if isinstance(d, SpecInferred):
+        s = d.spec
+        return f"spec: {s.architecture} ({s.family}), {s.num_parameters:,} params, {s.num_layers} layers" if s.num_parameters else f"spec: {s.architecture}"
+    if isinstance(d, EpisodeDecided):
+        return f"episode {d.episode} decided by {d.policy}: {d.action} {d.method or ''} {d.params or ''} — {d.rationale}"
+    if isinstance(d, QuantizeRequested):
+        return f"quantize requested: episode {d.episode}, {d.method} {d.params}"
+    if isinstance(d, QuantizeCompleted):
+        return (
+            f"quantized: episode {d.episode}, {d.artifact.bytes / 2**20:.1f} MiB, {d.bits_per_weight} bits/weight, "
+            f"{d.wall_s:.1f} s, peak {d.peak_rss_mb:.0f} MiB"
+        )
+    if isinstance(d, EvaluateRequested):
+        return f"evaluate requested: episode {d.episode} on {d.task} (limit {d.limit})"
+    if isinstance(d, EvaluateCompleted):
+        return (
+            f"evaluated: episode {d.episode}, {d.metric} {d.accuracy:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}] n={d.n}, "
+            f"decode {d.latency.decode_ms_per_token:.1f} ms/token, {d.size_bytes / 2**20:.1f} MiB, "
+            f"{d.energy.joules:.1f} J ({d.energy.mode})"
+        )
+    if isinstance(d, JobStarted):
+        return f"job started: {d.job_id} on {d.instance} (attempt {d.attempt})"
+    if isinstance(d, JobFailed):
+        return f"job failed{' for good' if d.final else ''}: {d.job_id} ({d.reason}) {d.error_type}: {d.message[:300]}"
+    if isinstance(d, EventRejected):
+        return f"rejected message on {d.subject} by {d.agent}: {d.reason[:300]}"
+    if isinstance(d, ExperimentCompleted):
+        return f"experiment completed: {d.reason}"
+    if isinstance(d, ExperimentFailed):
+        return f"experiment failed: {d.reason}"
+    return env.type
+
+
+def front_table(front: ParetoFront) -> Table:
+    table = Table(title="Pareto front (accuracy up; latency, memory, size, energy down)")
+    for col in ("episode", "method", "params", "accuracy [95% CI]", "ms/token", "peak MiB", "size MiB", "ratio", "energy J"):
+        table.add_column(col)
+    for c in front.front:
+        table.add_row(
+            str(c.episode),
+            c.method,
+            ", ".join(f"{k}={v}" for k, v in sorted(c.params.items())),
+            f"{c.accuracy:.3f} [{c.ci_low:.2f}, {c.ci_high:.2f}]",
+            f"{c.latency_ms_per_token:.1f}",
+            f"{c.peak_rss_mb:.0f}",
+            f"{c.size_bytes / 2**20:.1f}",
+            f"{c.compression_ratio:.2f}x" if c.compression_ratio else "-",
+            f"{c.energy_j:.1f} ({c.energy_mode[:3]}.)",
+        )
+    return table

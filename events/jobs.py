@@ -1,0 +1,82 @@
+"""Job requests to agents and the lifecycle of a job: started, failed, rejected input."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from greenai.events.envelope import EventData
+from greenai.events.registry import register
+
+
+class ArtifactRef(BaseModel):
+    """What a job works on: the experiment's base model, or a folder some job produced."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["base", "artifact"]
+    model: str = Field(description="The model reference the experiment started from.")
+    path: str | None = None
+    sha256: str | None = None
+
+
+@register
+class QuantizeRequested(EventData):
+    TYPE = "quantize.requested"
+    job_id: str
+    episode: int = Field(ge=1)
+    source: ArtifactRef
+    method: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    calibration_samples: int = Field(default=32, ge=1)
+    calibration_seq_len: int = Field(default=256, ge=8)
+    seed: int = 0
+
+
+@register
+class EvaluateRequested(EventData):
+    TYPE = "evaluate.requested"
+    job_id: str
+    episode: int = Field(ge=0, description="0 is the uncompressed baseline.")
+    target: ArtifactRef
+    task: str
+    limit: int | None = Field(default=None, ge=1)
+    seed: int = 0
+
+
+@register
+class JobStarted(EventData):
+    TYPE = "job.started"
+    job_id: str
+    kind: str
+    agent: str
+    instance: str
+    attempt: int = Field(ge=1)
+
+
+@register
+class JobFailed(EventData):
+    """A job did not complete. `final` means no more attempts will be made."""
+
+    TYPE = "job.failed"
+    job_id: str
+    kind: str
+    episode: int
+    agent: str
+    attempt: int = Field(ge=1)
+    final: bool
+    reason: Literal["unsupported", "invalid", "error", "gave_up"]
+    error_type: str
+    message: str
+
+
+@register
+class EventRejected(EventData):
+    """A message on an agent's subject was not a valid event; kept here so nothing is lost."""
+
+    TYPE = "event.rejected"
+    subject: str
+    agent: str
+    reason: str
+    raw: str = Field(description="The first 2000 characters of the message as received.")

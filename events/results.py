@@ -1,0 +1,68 @@
+"""Results: artifacts produced and measurements taken."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from greenai.events.envelope import EventData
+from greenai.events.registry import register
+
+
+class Artifact(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    bytes: int = Field(ge=0)
+    sha256: str
+
+
+@register
+class QuantizeCompleted(EventData):
+    TYPE = "quantize.completed"
+    job_id: str
+    episode: int
+    method: str
+    params: dict[str, Any]
+    artifact: Artifact
+    bits_per_weight: float | None
+    wall_s: float
+    peak_rss_mb: float
+
+
+class Latency(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prefill_ms_per_token: float
+    decode_ms_per_token: float
+    decode_tokens_per_s: float
+    device: str
+
+
+class Energy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    joules: float
+    mode: Literal["measured", "estimated"]
+    detail: str
+
+
+@register
+class EvaluateCompleted(EventData):
+    TYPE = "evaluate.completed"
+    job_id: str
+    episode: int
+    task: str
+    metric: str
+    accuracy: float = Field(ge=0, le=1)
+    accuracy_stderr: float | None
+    ci_low: float
+    ci_high: float
+    n: int = Field(ge=0)
+    limit: int | None
+    latency: Latency
+    peak_rss_mb: float
+    size_bytes: int
+    energy: Energy
+    wall_s: float

@@ -1,0 +1,3 @@
+from greenai.cli.app import main
+
+main()

@@ -1,0 +1,140 @@
+"""The state of one experiment, folded from its events; what the coordinator decides from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from greenai.events import Envelope
+from greenai.events.experiment import (
+    EpisodeDecided,
+    ExperimentCompleted,
+    ExperimentFailed,
+    ModelSpec,
+    RunRequested,
+    SpecInferred,
+)
+from greenai.events.jobs import EvaluateRequested, EventRejected, JobFailed, JobStarted, QuantizeRequested
+from greenai.events.results import EvaluateCompleted, QuantizeCompleted
+
+
+@dataclass
+class EpisodeState:
+    number: int
+    decision: EpisodeDecided
+    decision_event: Envelope
+    quantize_request: QuantizeRequested | None = None
+    quantized: QuantizeCompleted | None = None
+    evaluate_request: EvaluateRequested | None = None
+    evaluated: EvaluateCompleted | None = None
+    failure: JobFailed | None = None
+    attempts: int = 0
+
+    @property
+    def status(self) -> str:
+        if self.failure is not None:
+            return "failed"
+        if self.evaluated is not None:
+            return "evaluated"
+        if self.evaluate_request is not None:
+            return "evaluating"
+        if self.quantized is not None:
+            return "quantized"
+        if self.quantize_request is not None:
+            return "quantizing"
+        return "decided"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("evaluated", "failed") or self.decision.action == "end"
+
+
+@dataclass
+class BaselineState:
+    request: EvaluateRequested | None = None
+    result: EvaluateCompleted | None = None
+    failure: JobFailed | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None or self.failure is not None
+
+
+@dataclass
+class ExperimentState:
+    experiment_id: str
+    run: RunRequested | None = None
+    run_event: Envelope | None = None
+    spec: ModelSpec | None = None
+    baseline: BaselineState = field(default_factory=BaselineState)
+    episodes: dict[int, EpisodeState] = field(default_factory=dict)
+    completed: ExperimentCompleted | None = None
+    failed: ExperimentFailed | None = None
+    rejected: int = 0
+    events: int = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.completed is not None or self.failed is not None
+
+    @property
+    def decided(self) -> int:
+        return len(self.episodes)
+
+    def episode_of_job(self, job_id: str) -> EpisodeState | None:
+        for ep in self.episodes.values():
+            if (ep.quantize_request and ep.quantize_request.job_id == job_id) or (
+                ep.evaluate_request and ep.evaluate_request.job_id == job_id
+            ):
+                return ep
+        return None
+
+
+def fold_experiment(experiment_id: str, events: Iterable[Envelope]) -> ExperimentState:
+    state = ExperimentState(experiment_id)
+    for env in events:
+        apply(state, env)
+    return state
+
+
+def apply(state: ExperimentState, env: Envelope) -> None:  # noqa: C901 - one branch per event type
+    """Apply one event. Mutates only `state`, which the fold owns; reads nothing else."""
+    state.events += 1
+    data = env.data
+    if isinstance(data, RunRequested) and state.run is None:
+        state.run, state.run_event = data, env
+    elif isinstance(data, SpecInferred):
+        state.spec = data.spec
+    elif isinstance(data, EpisodeDecided) and data.episode not in state.episodes:
+        state.episodes[data.episode] = EpisodeState(data.episode, data, env)
+    elif isinstance(data, QuantizeRequested) and data.episode in state.episodes:
+        state.episodes[data.episode].quantize_request = data
+    elif isinstance(data, QuantizeCompleted) and data.episode in state.episodes:
+        state.episodes[data.episode].quantized = data
+    elif isinstance(data, EvaluateRequested):
+        if data.episode == 0:
+            state.baseline.request = data
+        elif data.episode in state.episodes:
+            state.episodes[data.episode].evaluate_request = data
+    elif isinstance(data, EvaluateCompleted):
+        if data.episode == 0:
+            state.baseline.result = data
+        elif data.episode in state.episodes:
+            state.episodes[data.episode].evaluated = data
+    elif isinstance(data, JobStarted):
+        ep = state.episode_of_job(data.job_id)
+        if ep is not None:
+            ep.attempts = max(ep.attempts, data.attempt)
+    elif isinstance(data, JobFailed) and data.final:
+        if state.baseline.request is not None and data.job_id == state.baseline.request.job_id:
+            state.baseline.failure = data
+        else:
+            ep = state.episode_of_job(data.job_id)
+            if ep is not None and ep.evaluated is None:
+                ep.failure = data
+    elif isinstance(data, EventRejected):
+        state.rejected += 1
+    elif isinstance(data, ExperimentCompleted):
+        state.completed = data
+    elif isinstance(data, ExperimentFailed):
+        state.failed = data

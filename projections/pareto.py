@@ -1,0 +1,114 @@
+"""The Pareto front: evaluated candidates no other candidate beats on every objective.
+
+Objectives: accuracy (higher is better); decode latency, peak memory, size on disk and energy
+(lower is better). The uncompressed baseline is a candidate like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from greenai.events import Envelope
+from greenai.events.experiment import EpisodeDecided
+from greenai.events.results import EvaluateCompleted
+
+# (attribute, +1 when higher is better, -1 when lower is better)
+OBJECTIVES: tuple[tuple[str, int], ...] = (
+    ("accuracy", +1),
+    ("latency_ms_per_token", -1),
+    ("peak_rss_mb", -1),
+    ("size_bytes", -1),
+    ("energy_j", -1),
+)
+
+
+class Candidate(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    experiment_id: str
+    episode: int
+    method: str
+    params: dict[str, Any]
+    task: str
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    n: int
+    latency_ms_per_token: float
+    peak_rss_mb: float
+    size_bytes: int
+    energy_j: float
+    energy_mode: str
+    compression_ratio: float | None = None
+
+
+class ParetoFront(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    objectives: list[str]
+    candidates: list[Candidate]
+    front: list[Candidate]
+
+
+def dominates(a: Candidate, b: Candidate) -> bool:
+    """a is at least as good as b everywhere and strictly better somewhere."""
+    better = False
+    for name, sign in OBJECTIVES:
+        va, vb = sign * getattr(a, name), sign * getattr(b, name)
+        if va < vb:
+            return False
+        if va > vb:
+            better = True
+    return better
+
+
+def non_dominated(candidates: list[Candidate]) -> list[Candidate]:
+    return [c for c in candidates if not any(dominates(o, c) for o in candidates if o is not c)]
+
+
+def pareto_front(events: Iterable[Envelope]) -> ParetoFront:
+    decisions: dict[tuple[str, int], EpisodeDecided] = {}
+    results: list[tuple[str, EvaluateCompleted]] = []
+    baseline_size: dict[str, int] = {}
+    for env in events:
+        data = env.data
+        if isinstance(data, EpisodeDecided):
+            decisions.setdefault((env.experiment_id, data.episode), data)
+        elif isinstance(data, EvaluateCompleted):
+            results.append((env.experiment_id, data))
+            if data.episode == 0:
+                baseline_size.setdefault(env.experiment_id, data.size_bytes)
+    seen: set[tuple[str, int]] = set()
+    candidates: list[Candidate] = []
+    for exp, r in results:
+        if (exp, r.episode) in seen:  # a repeated evaluation of the same episode counts once
+            continue
+        seen.add((exp, r.episode))
+        decision = decisions.get((exp, r.episode))
+        base = baseline_size.get(exp)
+        candidates.append(
+            Candidate(
+                experiment_id=exp,
+                episode=r.episode,
+                method="baseline" if r.episode == 0 else (decision.method or "?") if decision else "?",
+                params={} if decision is None else dict(decision.params),
+                task=r.task,
+                accuracy=r.accuracy,
+                ci_low=r.ci_low,
+                ci_high=r.ci_high,
+                n=r.n,
+                latency_ms_per_token=r.latency.decode_ms_per_token,
+                peak_rss_mb=r.peak_rss_mb,
+                size_bytes=r.size_bytes,
+                energy_j=r.energy.joules,
+                energy_mode=r.energy.mode,
+                compression_ratio=round(base / r.size_bytes, 4) if base and r.size_bytes else None,
+            )
+        )
+    candidates.sort(key=lambda c: (c.experiment_id, c.episode))
+    return ParetoFront(
+        objectives=[name for name, _ in OBJECTIVES], candidates=candidates, front=non_dominated(candidates)
+    )

@@ -1,0 +1,19 @@
+"""Maps policy names to classes."""
+
+from __future__ import annotations
+
+from greenai.services.coordinator.policies.base import Policy
+from greenai.services.coordinator.policies.grid import GridPolicy
+
+POLICIES: dict[str, type[Policy]] = {cls.name: cls for cls in (GridPolicy,)}
+
+
+class UnknownPolicyError(LookupError):
+    pass
+
+
+def get_policy(name: str) -> Policy:
+    try:
+        return POLICIES[name]()
+    except KeyError:
+        raise UnknownPolicyError(f"unknown policy {name!r}; known: {', '.join(sorted(POLICIES))}") from None

@@ -1,0 +1,86 @@
+"""The evaluation agent: takes `evaluate.requested` jobs and reports `evaluate.completed`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from greenai.events import Envelope, EventData
+from greenai.events.jobs import EvaluateRequested
+from greenai.events.results import Energy, EvaluateCompleted, Latency
+from greenai.services.evaluation.job import evaluate_folder
+from greenai.services.evaluation.tasks import UnknownBenchmarkError, benchmark
+from greenai.shared.config import ConfigError, Settings
+from greenai.shared.jobs import JobError, run_in_child
+from greenai.shared.model_io import ModelNotFoundError, folder_sha256, materialize, resolve_model
+from greenai.shared.runtime import JobSpec
+
+AGENT = "evaluation"
+
+
+class EvaluationAgent:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def spec(self) -> JobSpec:
+        return JobSpec(
+            agent=AGENT,
+            request_type=EvaluateRequested.TYPE,
+            job_kind="evaluate",
+            handler=self.handle,
+            result_types=(EvaluateCompleted.TYPE,),
+        )
+
+    async def handle(self, request: Envelope) -> Sequence[EventData]:
+        job = request.data
+        assert isinstance(job, EvaluateRequested)
+        try:
+            bench = benchmark(job.task)
+            data_dir = self.settings.require_data_dir()
+            bench.data_file(data_dir)
+        except (UnknownBenchmarkError, ConfigError, FileNotFoundError) as exc:
+            raise JobError(str(exc), "invalid") from exc
+        folder = self._target_folder(job)
+        measured = await run_in_child(
+            evaluate_folder,
+            str(folder),
+            job.task,
+            str(data_dir),
+            job.limit,
+            job.seed,
+            str(self.settings.cache_dir),
+            threads=self.settings.torch_threads,
+        )
+        r = measured.value
+        return [
+            EvaluateCompleted(
+                job_id=job.job_id,
+                episode=job.episode,
+                task=job.task,
+                metric=r["metric"],
+                accuracy=r["accuracy"],
+                accuracy_stderr=r["accuracy_stderr"],
+                ci_low=r["ci_low"],
+                ci_high=r["ci_high"],
+                n=r["n"],
+                limit=job.limit,
+                latency=Latency(**r["latency"]),
+                peak_rss_mb=round(measured.peak_rss_mb, 1),
+                size_bytes=r["size_bytes"],
+                energy=Energy(**r["energy"]),
+                wall_s=round(measured.wall_s, 3),
+            )
+        ]
+
+    def _target_folder(self, job: EvaluateRequested) -> Path:
+        if job.target.kind == "base":
+            try:
+                return materialize(resolve_model(job.target.model), self.settings.models_dir)
+            except ModelNotFoundError as exc:
+                raise JobError(str(exc), "invalid") from exc
+        path = Path(job.target.path or "")
+        if not path.is_dir():
+            raise JobError(f"artifact {path} does not exist on this machine", "invalid")
+        if job.target.sha256 and folder_sha256(path) != job.target.sha256:
+            raise JobError(f"artifact {path} does not match its recorded hash", "invalid")
+        return path

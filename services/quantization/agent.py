@@ -1,0 +1,99 @@
+"""The quantization agent: takes `quantize.requested` jobs, writes artifacts, reports `quantize.completed`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from greenai.events import Envelope, EventData
+from greenai.events.jobs import QuantizeRequested
+from greenai.events.results import Artifact, QuantizeCompleted
+from greenai.services.quantization.job import quantize_to_folder
+from greenai.services.quantization.methods.auto import get_method
+from greenai.shared.config import Settings
+from greenai.shared.jobs import JobError, run_in_child
+from greenai.shared.model_io import ModelNotFoundError, materialize, resolve_model
+from greenai.shared.runtime import JobSpec
+
+AGENT = "quantization"
+
+
+def detect_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class QuantizationAgent:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.device = detect_device()
+
+    def spec(self) -> JobSpec:
+        return JobSpec(
+            agent=AGENT,
+            request_type=QuantizeRequested.TYPE,
+            job_kind="quantize",
+            handler=self.handle,
+            result_types=(QuantizeCompleted.TYPE,),
+        )
+
+    async def handle(self, request: Envelope) -> Sequence[EventData]:
+        job = request.data
+        assert isinstance(job, QuantizeRequested)
+        # Cheap refusals first, in this process: a job that cannot run never costs a model load.
+        method = get_method(job.method)
+        config = method.parse(job.params)
+        method.check_hardware(self.device)
+        source = self._source_folder(job)
+        from transformers import AutoConfig
+
+        method.check_model(config, AutoConfig.from_pretrained(source))
+        target = self.settings.artifacts_dir / request.experiment_id / job.job_id
+        data_dir = str(self.settings.data_dir) if self.settings.data_dir else None
+        measured = await run_in_child(
+            quantize_to_folder,
+            job.method,
+            job.params,
+            str(source),
+            str(target),
+            data_dir,
+            job.calibration_samples,
+            job.calibration_seq_len,
+            job.seed,
+            self.device,
+            threads=self.settings.torch_threads,
+        )
+        out = measured.value
+        params = out["source_parameters"]
+        _check_loadable(target)
+        return [
+            QuantizeCompleted(
+                job_id=job.job_id,
+                episode=job.episode,
+                method=job.method,
+                params=config.model_dump(),
+                artifact=Artifact(path=str(target), bytes=out["bytes"], sha256=out["sha256"]),
+                # effective: every byte on disk (embeddings, scales, metadata) over the source's parameters
+                bits_per_weight=round(out["bytes"] * 8 / params, 3) if params else None,
+                wall_s=round(measured.wall_s, 3),
+                peak_rss_mb=round(measured.peak_rss_mb, 1),
+            )
+        ]
+
+    def _source_folder(self, job: QuantizeRequested) -> Path:
+        if job.source.kind == "artifact":
+            if not job.source.path or not Path(job.source.path).is_dir():
+                raise JobError(f"source artifact {job.source.path} does not exist", "invalid")
+            return Path(job.source.path)
+        try:
+            return materialize(resolve_model(job.source.model), self.settings.models_dir)
+        except ModelNotFoundError as exc:
+            raise JobError(str(exc), "invalid") from exc
+
+
+def _check_loadable(folder: Path) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    if "quantization_config" not in config:
+        raise RuntimeError(f"artifact {folder} has no quantization_config in config.json")

@@ -1,0 +1,65 @@
+"""bitsandbytes: LLM.int8 and 4-bit NF4/FP4 (the base of QLoRA), quantized at load and saved."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from greenai.services.quantization.methods.base import (
+    MethodConfig,
+    QuantizationMethod,
+    QuantizeContext,
+    Requirements,
+)
+
+
+class Int8Config(MethodConfig):
+    threshold: float = 6.0
+
+
+class FourBitConfig(MethodConfig):
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+class BitsAndBytesInt8(QuantizationMethod):
+    name = "bnb_int8"
+    config_class = Int8Config
+    requirements = Requirements(cpu=True, cuda=True, memory_factor=1.5, note="bitsandbytes >= 0.48 has CPU kernels")
+
+    def quantize(self, config: MethodConfig, ctx: QuantizeContext) -> None:
+        assert isinstance(config, Int8Config)
+        from transformers import BitsAndBytesConfig
+
+        _save_quantized(ctx, BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=config.threshold))
+
+
+class BitsAndBytes4Bit(QuantizationMethod):
+    name = "bnb_4bit"
+    config_class = FourBitConfig
+    requirements = Requirements(cpu=True, cuda=True, memory_factor=1.5, note="bitsandbytes >= 0.48 has CPU kernels")
+
+    def quantize(self, config: MethodConfig, ctx: QuantizeContext) -> None:
+        assert isinstance(config, FourBitConfig)
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        _save_quantized(
+            ctx,
+            BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type=config.quant_type,
+                bnb_4bit_use_double_quant=config.double_quant,
+                bnb_4bit_compute_dtype=getattr(torch, config.compute_dtype),
+            ),
+        )
+
+
+def _save_quantized(ctx: QuantizeContext, quant_config: object) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(
+        ctx.source, quantization_config=quant_config, device_map=ctx.device
+    )
+    model.save_pretrained(ctx.output)
+    AutoTokenizer.from_pretrained(ctx.source).save_pretrained(ctx.output)

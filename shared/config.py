@@ -1,0 +1,96 @@
+"""Settings: CLI flags > GREENAI_* environment > config file (greenai.toml) > defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("GREENAI_CONFIG", "greenai.toml"))
+
+
+class Settings(BaseSettings):
+    """Every knob of the system, one place.
+
+    `data_dir` holds the benchmark files (read only, e.g. ../shared/data); `work_dir` is where the
+    system writes: artifacts, converted models, experiment folders and the embedded NATS store.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GREENAI_", extra="forbid", validate_default=True)
+
+    nats_url: str | None = Field(
+        default=None, description="NATS server to use; unset: start (or reuse) an embedded nats-server."
+    )
+    data_dir: Path | None = Field(default=None, description="Benchmark files (<data_dir>/<benchmark>/...).")
+    work_dir: Path = Field(default=Path("data"), description="Artifacts, experiments, caches, NATS store.")
+    stream: str = Field(default="GREENAI_EVENTS", description="JetStream stream holding the event log.")
+    duplicate_window_s: float = Field(default=3600.0, gt=0)
+    ack_wait_s: float = Field(default=60.0, gt=0, description="A job not acked or extended by then is redelivered.")
+    max_attempts: int = Field(default=3, ge=1, description="Deliveries of one job before it is given up.")
+    torch_threads: int = Field(default=1, ge=1, description="1 is fastest on small shared CPUs (see FACTS).")
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+    log_level: str = Field(default="info")
+
+    @field_validator("data_dir", "work_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
+
+    # Folders under work_dir, named once so every agent agrees on them.
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.work_dir / "artifacts"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.work_dir / "models"
+
+    @property
+    def experiments_dir(self) -> Path:
+        return self.work_dir / "experiments"
+
+    @property
+    def nats_dir(self) -> Path:
+        return self.work_dir / "nats"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.work_dir / "cache"
+
+    def require_data_dir(self) -> Path:
+        if self.data_dir is None:
+            raise ConfigError("no benchmark data dir: set GREENAI_DATA_DIR (or --data-dir), e.g. ../shared/data")
+        if not self.data_dir.is_dir():
+            raise ConfigError(f"benchmark data dir {self.data_dir} does not exist")
+        return self.data_dir
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings with CLI overrides on top; None overrides mean 'not given on the command line'."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**given)
