@@ -72,7 +72,7 @@ class EventStore:
 
     @classmethod
     async def connect(cls, url: str, stream: str, duplicate_window_s: float = 3600.0, name: str = "greenai") -> EventStore:
-        nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, drain_timeout=5)
         store = cls(nc, stream, duplicate_window_s)
         await store.ensure_stream()
         return store

@@ -74,11 +74,13 @@ class JobWorker:
         ack_wait_s: float,
         max_attempts: int,
         instance: str | None = None,
+        retry_delay_s: float = 2.0,
     ) -> None:
         self.store = store
         self.spec = spec
         self.ack_wait_s = ack_wait_s
         self.max_attempts = max_attempts
+        self.retry_delay_s = retry_delay_s
         self.instance = instance or instance_id(spec.agent)
         self.log = get_logger(spec.agent).bind(instance=self.instance, consumer=spec.durable)
 
@@ -102,19 +104,23 @@ class JobWorker:
     async def serve(self, stop: asyncio.Event) -> None:
         sub = await self.subscribe()
         self.log.info("serving", subject=type_filter(self.spec.request_type))
-        while not stop.is_set():
-            try:
-                msgs = await sub.fetch(1, timeout=1.0)  # type: ignore[attr-defined]
-            except NatsTimeoutError:
-                continue
-            except Exception as exc:  # connection trouble: keep trying, the client reconnects
-                self.log.warning("fetch failed", error=str(exc))
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                await self.process(msg, stop)
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(1, timeout=1.0)  # type: ignore[attr-defined]
+                except NatsTimeoutError:
+                    continue
+                except Exception as exc:  # connection trouble: keep trying, the client reconnects
+                    self.log.warning("fetch failed", error=str(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    await self.process(msg)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()  # type: ignore[attr-defined]
 
-    async def process(self, msg: Msg, stop: asyncio.Event | None = None) -> None:
+    async def process(self, msg: Msg) -> None:
         try:
             request = decode(msg.data)
             if request.type != self.spec.request_type:
@@ -196,7 +202,7 @@ class JobWorker:
             if final:
                 await msg.ack()
             else:
-                await msg.nak(delay=min(2.0**attempt, 30.0))
+                await msg.nak(delay=min(self.retry_delay_s * 2 ** (attempt - 1), 60.0))
             return
         finally:
             heartbeat.cancel()

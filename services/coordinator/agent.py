@@ -56,17 +56,21 @@ class Coordinator:
                 await self.store.js.add_consumer(self.store.stream, config)
         sub = await self.store.js.pull_subscribe_bind(durable=DURABLE, stream=self.store.stream)
         self.log.info("serving", triggers=list(TRIGGERS))
-        while not stop.is_set():
-            try:
-                msgs = await sub.fetch(1, timeout=1.0)
-            except NatsTimeoutError:
-                continue
-            except Exception as exc:
-                self.log.warning("fetch failed", error=str(exc))
-                await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                await self.on_message(msg)
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(1, timeout=1.0)
+                except NatsTimeoutError:
+                    continue
+                except Exception as exc:
+                    self.log.warning("fetch failed", error=str(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    await self.on_message(msg)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def on_message(self, msg: Msg) -> None:
         try:

@@ -25,6 +25,15 @@ def _hub_parameters(repo_id: str) -> tuple[int | None, int | None]:
     return params, size or None
 
 
+def _architecture(config: Any) -> str:
+    """Configs read from GGUF carry no `architectures`; the model type's causal-LM class is what loads."""
+    if getattr(config, "architectures", None):
+        return str(config.architectures[0])
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    return str(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(config.model_type, type(config).__name__))
+
+
 def infer_spec(reference: str) -> ModelSpec:
     """Raises ModelNotFoundError for a reference this machine cannot reach."""
     model: ResolvedModel = resolve_model(reference)
@@ -47,7 +56,7 @@ def infer_spec(reference: str) -> ModelSpec:
         model=reference,
         source=model.kind,
         location=location,
-        architecture=(getattr(config, "architectures", None) or [type(config).__name__])[0],
+        architecture=_architecture(config),
         family=str(getattr(config, "model_type", "unknown")),
         num_parameters=params,
         num_layers=getattr(text, "num_hidden_layers", None),

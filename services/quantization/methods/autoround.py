@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -19,7 +21,8 @@ class AutoRoundConfig(MethodConfig):
     bits: Literal[2, 3, 4, 8] = 4
     group_size: int = Field(default=64, description="-1 for per-channel")
     sym: bool = True
-    iters: int = Field(default=0, ge=0, description="0: RTN, no calibration; 50-200 for tuned rounding")
+    iters: int = Field(default=0, ge=0, description="0: round-to-nearest; 50-200 for tuned rounding")
+    opt_rtn: bool = Field(default=False, description="with iters=0: importance-weighted RTN (needs calibration)")
     nsamples: int = Field(default=32, ge=1)
     seqlen: int = Field(default=256, ge=8)
 
@@ -31,7 +34,7 @@ class AutoRoundMethod(QuantizationMethod):
 
     def uses_calibration(self, config: MethodConfig) -> bool:
         assert isinstance(config, AutoRoundConfig)
-        return config.iters > 0
+        return config.iters > 0 or config.opt_rtn
 
     def check_model(self, config: MethodConfig, model_config: Any) -> None:
         assert isinstance(config, AutoRoundConfig)
@@ -55,9 +58,10 @@ class AutoRoundMethod(QuantizationMethod):
         tokenizer = AutoTokenizer.from_pretrained(ctx.source)
         model = AutoModelForCausalLM.from_pretrained(ctx.source, dtype=torch.float32)
         kwargs: dict[str, Any] = {}
-        if config.iters > 0:
+        if self.uses_calibration(config):
             if not ctx.calibration:
-                raise JobError("autoround with iters > 0 needs calibration text", "invalid")
+                raise JobError("autoround with iters > 0 or opt_rtn needs calibration text", "invalid")
+            # always our own text: auto-round would otherwise fetch a calibration set from the hub
             kwargs["dataset"] = ctx.calibration
         rounder = AutoRound(
             model,
@@ -70,6 +74,20 @@ class AutoRoundMethod(QuantizationMethod):
             seqlen=config.seqlen,
             seed=ctx.seed,
             device_map=ctx.device,
+            disable_opt_rtn=not config.opt_rtn,
             **kwargs,
         )
         rounder.quantize_and_save(str(ctx.output), format="auto_round")
+        _flatten(ctx.output)
+
+
+def _flatten(output: Path) -> None:
+    """auto-round writes into a subfolder named after the scheme (e.g. w4g64/); lift it up."""
+    if (output / "config.json").is_file():
+        return
+    subdirs = [p for p in output.iterdir() if p.is_dir() and (p / "config.json").is_file()]
+    if len(subdirs) != 1:
+        raise RuntimeError(f"auto-round wrote no single model folder under {output}")
+    for item in subdirs[0].iterdir():
+        shutil.move(str(item), output / item.name)
+    subdirs[0].rmdir()

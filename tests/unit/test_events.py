@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from greenai.events import MalformedEvent, decode, event_subject, event_types, new_event
+from greenai.events.experiment import EpisodeDecided, RunRequested
+from greenai.events.jobs import ArtifactRef, QuantizeRequested
+from greenai.events.subjects import experiment_of_subject, type_filter
+
+
+def run_event(exp: str = "exp-1") -> object:
+    return new_event(exp, RunRequested(model="smollm2-135m", dataset="arc_easy", episodes=2), producer="test")
+
+
+def test_round_trip_keeps_every_field() -> None:
+    env = run_event()
+    back = decode(env.encode())
+    assert back == env
+    assert isinstance(back.data, RunRequested)
+    assert back.subject == "greenai.evt.exp-1.run.requested"
+
+
+def test_events_are_immutable() -> None:
+    env = run_event()
+    with pytest.raises(Exception):
+        env.data.episodes = 5  # type: ignore[attr-defined,misc]
+
+
+def test_keyed_events_get_the_same_id_and_others_differ() -> None:
+    data = RunRequested(model="m", dataset="d", episodes=1)
+    a = new_event("e", data, producer="x", key="run")
+    b = new_event("e", data, producer="y", key="run")
+    c = new_event("e", data, producer="x")
+    assert a.event_id == b.event_id
+    assert c.event_id != a.event_id
+
+
+def test_causation_and_correlation_follow_the_cause() -> None:
+    root = run_event()
+    child = new_event(
+        "exp-1",
+        QuantizeRequested(job_id="j", episode=1, source=ArtifactRef(kind="base", model="m"), method="autoround"),
+        producer="t",
+        cause=root,
+    )
+    grandchild = new_event("exp-1", EpisodeDecided(episode=1, action="end", policy="grid", rationale="r"), producer="t", cause=child)
+    assert child.causation_id == root.event_id
+    assert child.correlation_id == root.event_id
+    assert grandchild.correlation_id == root.event_id
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"type": "run.requested"}', "version"),
+    ],
+)
+def test_decode_rejects_garbage_with_a_reason(raw: bytes, fragment: str) -> None:
+    with pytest.raises(MalformedEvent, match=fragment):
+        decode(raw)
+
+
+def _raw(**changes: object) -> bytes:
+    obj = json.loads(run_event().encode())
+    obj.update(changes)
+    return json.dumps(obj).encode()
+
+
+def test_decode_rejects_unknown_type_and_version() -> None:
+    with pytest.raises(MalformedEvent, match="unknown event type"):
+        decode(_raw(type="nonsense.happened"))
+    with pytest.raises(MalformedEvent, match="unknown event type"):
+        decode(_raw(version=99))
+
+
+def test_decode_rejects_invalid_fields_and_names_them() -> None:
+    obj = json.loads(run_event().encode())
+    obj["data"]["episodes"] = -3
+    with pytest.raises(MalformedEvent, match="episodes"):
+        decode(json.dumps(obj))
+    obj = json.loads(run_event().encode())
+    obj["data"]["surprise"] = 1
+    with pytest.raises(MalformedEvent, match="surprise"):
+        decode(json.dumps(obj))
+    with pytest.raises(MalformedEvent, match="experiment_id"):
+        decode(_raw(experiment_id="has.dots"))
+    with pytest.raises(MalformedEvent, match="event_id"):
+        decode(_raw(event_id="nope"))
+
+
+def test_subject_scheme() -> None:
+    assert event_subject("abc", "quantize.requested") == "greenai.evt.abc.quantize.requested"
+    assert type_filter("quantize.requested") == "greenai.evt.*.quantize.requested"
+    assert experiment_of_subject("greenai.evt.abc.quantize.requested") == "abc"
+    assert experiment_of_subject("other.subject") is None
+    with pytest.raises(ValueError):
+        event_subject("a b", "run.requested")
+    with pytest.raises(ValueError):
+        event_subject("abc", "Bad Type")
+
+
+def test_every_registered_type_is_documented() -> None:
+    from tests import REPO_DOCS
+
+    doc = REPO_DOCS.read_text()
+    for type_, version in event_types():
+        assert f"`{type_}`" in doc, f"{type_} v{version} missing from docs/events.md"
+    assert uuid.UUID(str(run_event().event_id))
