@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import statistics
 import time
 from dataclasses import dataclass
@@ -29,10 +30,16 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _cache_of(out: Any) -> Any:
+    return out["cache"] if "cache" in out else out["past_key_values"]
+
+
 def measure_latency(model: Any, tokenizer: Any, *, prompt_tokens: int = 128, decode_tokens: int = 16, runs: int = 3) -> LatencyResult:
     import torch
 
     device = str(next(model.parameters()).device)
+    # transformers renamed `past_key_values` to `cache` (5.2x); use whichever this model takes
+    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     ids = tokenizer(PROMPT * 8, return_tensors="pt").input_ids[:, :prompt_tokens].to(device)
     prefill: list[float] = []
     decode: list[float] = []
@@ -43,15 +50,15 @@ def measure_latency(model: Any, tokenizer: Any, *, prompt_tokens: int = 128, dec
             out = model(input_ids=ids, use_cache=True)
             _sync(device)
             t1 = time.perf_counter()
-            past = out.past_key_values
+            past = _cache_of(out)
             token = out.logits[:, -1:].argmax(-1)
             steps: list[float] = []
             for _ in range(decode_tokens):
                 s0 = time.perf_counter()
-                out = model(input_ids=token, past_key_values=past, use_cache=True)
+                out = model(input_ids=token, use_cache=True, **{cache_kw: past})
                 _sync(device)
                 steps.append(time.perf_counter() - s0)
-                past = out.past_key_values
+                past = _cache_of(out)
                 token = out.logits[:, -1:].argmax(-1)
             if run:
                 prefill.append((t1 - t0) / ids.shape[1])

@@ -1,0 +1,51 @@
+"""Helpers for tests that run agents as real OS processes against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from greenai.events import Envelope
+from greenai.shared.eventstore import EventStore
+
+
+def agent_env(nats_url: str, work_dir: Path, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENAI_")}
+    env.update(
+        GREENAI_NATS_URL=nats_url,
+        GREENAI_WORK_DIR=str(work_dir),
+        GREENAI_DATA_DIR=str(data_dir),
+        GREENAI_ACK_WAIT_S="4",
+        GREENAI_LOG_FORMAT="json",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        **extra,
+    )
+    return env
+
+
+def start_agent(name: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = open(log_dir / f"{name}-{len(list(log_dir.glob(name + '*')))}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen([sys.executable, "-m", "greenai", "agent", name], env=env, stdout=log, stderr=log)
+
+
+async def wait_for(
+    store: EventStore, exp: str, predicate: Callable[[list[Envelope]], bool], timeout: float, procs: list[subprocess.Popen[bytes]] | None = None
+) -> list[Envelope]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        events = (await store.read(exp)).envelopes
+        if predicate(events):
+            return events
+        for p in procs or []:
+            if p.poll() is not None:
+                raise AssertionError(f"agent {p.args} exited with {p.returncode}")
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out; events so far: {[e.type for e in events]}")
+        await asyncio.sleep(0.2)
