@@ -13,10 +13,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
 from greenai.cli.agents import AGENTS, run_agent, spawn_agent, stop_all
 from greenai.cli.render import describe, front_table
 from greenai.events import new_event
@@ -31,16 +27,25 @@ from greenai.shared.bus import Bus, ensure_nats, open_store
 from greenai.shared.config import ConfigError, Settings, load_settings
 from greenai.shared.eventstore import ConcurrencyError, EventStore, StoredEvent
 from greenai.shared.logging import configure_logging
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-app = typer.Typer(help="GreenAI: agentic compression of LLMs, driven by an event log on NATS JetStream.", no_args_is_help=True)
+app = typer.Typer(
+    help="GreenAI: agentic compression of LLMs, driven by an event log on NATS JetStream.", no_args_is_help=True
+)
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Benchmark files (GREENAI_DATA_DIR).")]
-WorkDir = Annotated[Path | None, typer.Option("--work-dir", help="Artifacts, experiments, NATS store (GREENAI_WORK_DIR).")]
+WorkDir = Annotated[
+    Path | None, typer.Option("--work-dir", help="Artifacts, experiments, NATS store (GREENAI_WORK_DIR).")
+]
 NatsUrl = Annotated[str | None, typer.Option("--nats-url", help="NATS server (GREENAI_NATS_URL); unset: embedded.")]
 
 
-def _settings(data_dir: Path | None = None, work_dir: Path | None = None, nats_url: str | None = None, **more: object) -> Settings:
+def _settings(
+    data_dir: Path | None = None, work_dir: Path | None = None, nats_url: str | None = None, **more: object
+) -> Settings:
     try:
         return load_settings(data_dir=data_dir, work_dir=work_dir, nats_url=nats_url, **more)
     except (ConfigError, ValueError) as exc:
@@ -64,7 +69,10 @@ def run(
     seed: int = 0,
     name: Annotated[str | None, typer.Option(help="Experiment id (default: generated).")] = None,
     agents: Annotated[
-        bool | None, typer.Option("--agents/--no-agents", help="Start the agents for this run (default: when the NATS server is ours).")
+        bool | None,
+        typer.Option(
+            "--agents/--no-agents", help="Start the agents for this run (default: when the NATS server is ours)."
+        ),
     ] = None,
     data_dir: DataDir = None,
     work_dir: WorkDir = None,
@@ -81,20 +89,22 @@ def run(
     request = RunRequested(model=model, dataset=dataset, episodes=episodes, policy=policy, limit=limit, seed=seed)
     bus = ensure_nats(settings)
     spawn = agents if agents is not None else bus.embedded is not None
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         if spawn:
             log_dir = settings.work_dir / "logs"
-            procs = [spawn_agent(a, settings, bus.url, log_dir) for a in AGENTS]
+            procs = {a: spawn_agent(a, settings, bus.url, log_dir) for a in AGENTS}
             console.print(f"agents started ({', '.join(AGENTS)}); logs in {log_dir}")
         code = asyncio.run(_run(settings, bus, experiment_id, request, procs))
     finally:
-        stop_all(procs)
+        stop_all(list(procs.values()))
         bus.close()
     raise typer.Exit(code)
 
 
-async def _run(settings: Settings, bus: Bus, experiment_id: str, request: RunRequested, procs: list[subprocess.Popen[bytes]]) -> int:
+async def _run(
+    settings: Settings, bus: Bus, experiment_id: str, request: RunRequested, procs: dict[str, subprocess.Popen[bytes]]
+) -> int:
     store = await open_store(settings, bus.url, "cli")
     try:
         event = new_event(experiment_id, request, producer="cli", key="run")
@@ -115,7 +125,10 @@ async def _run(settings: Settings, bus: Bus, experiment_id: str, request: RunReq
         await store.close()
 
 
-async def _follow(store: EventStore, experiment_id: str, episodes: int, procs: list[subprocess.Popen[bytes]]) -> str:
+Agents = dict[str, subprocess.Popen[bytes]]
+
+
+async def _follow(store: EventStore, experiment_id: str, episodes: int, procs: Agents) -> str:
     queue: asyncio.Queue[StoredEvent] = asyncio.Queue()
 
     async def pump() -> None:
@@ -124,7 +137,13 @@ async def _follow(store: EventStore, experiment_id: str, episodes: int, procs: l
                 await queue.put(item)
 
     task = asyncio.create_task(pump())
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
     try:
         with Progress(*columns, console=console) as progress:
             bar = progress.add_task("episodes", total=episodes)
@@ -132,9 +151,9 @@ async def _follow(store: EventStore, experiment_id: str, episodes: int, procs: l
                 try:
                     stored = await asyncio.wait_for(queue.get(), timeout=1.0)
                 except TimeoutError:
-                    dead = [p.args[-1] for p in procs if p.poll() is not None]
+                    dead = [name for name, p in procs.items() if p.poll() is not None]
                     if procs and dead:
-                        progress.console.print(f"[red]agent(s) exited unexpectedly: {', '.join(map(str, dead))}[/red]")
+                        progress.console.print(f"[red]agent(s) exited unexpectedly: {', '.join(dead)}[/red]")
                         return "agents died"
                     continue
                 env = stored.envelope
@@ -206,9 +225,13 @@ def tail(
             async for item in store.tail(experiment_filter(experiment) if experiment else None, from_start=from_start):
                 if isinstance(item, StoredEvent):
                     env = item.envelope
-                    console.print(f"[dim]{item.seq:>6} {env.time:%H:%M:%S}[/dim] [cyan]{env.experiment_id}[/cyan] {describe(env)}")
+                    console.print(
+                        f"[dim]{item.seq:>6} {env.time:%H:%M:%S}[/dim] [cyan]{env.experiment_id}[/cyan] {describe(env)}"
+                    )
                 else:
-                    console.print(f"[dim]{item.seq:>6}[/dim] [red]unreadable message on {item.subject}: {item.reason}[/red]")
+                    console.print(
+                        f"[dim]{item.seq:>6}[/dim] [red]unreadable message on {item.subject}: {item.reason}[/red]"
+                    )
         finally:
             await store.close()
 
@@ -265,7 +288,14 @@ def experiments(data_dir: DataDir = None, work_dir: WorkDir = None, nats_url: Na
                 state = fold_experiment(exp, (await store.read(exp)).envelopes)
                 status = "failed" if state.failed else "completed" if state.completed else "running"
                 run_ = state.run
-                table.add_row(exp, run_.model if run_ else "?", run_.dataset if run_ else "?", status, str(state.decided), str(state.events))
+                table.add_row(
+                    exp,
+                    run_.model if run_ else "?",
+                    run_.dataset if run_ else "?",
+                    status,
+                    str(state.decided),
+                    str(state.events),
+                )
         finally:
             await store.close()
         console.print(table)

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
 from greenai.events import Envelope
 from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed, RunRequested, SpecInferred
 from greenai.events.jobs import EvaluateRequested, EventRejected, JobFailed, JobStarted, QuantizeRequested
 from greenai.events.results import EvaluateCompleted, QuantizeCompleted
 from greenai.projections.pareto import ParetoFront
+from rich.table import Table
 
 
-def describe(env: Envelope) -> str:  # noqa: C901 - one line per event type
+def describe(env: Envelope) -> str:
     d = env.data
     if isinstance(d, RunRequested):
         return f"run requested: {d.model} on {d.dataset}, {d.episodes} episode(s), policy {d.policy}, limit {d.limit}"
     if isinstance(d, SpecInferred):
         s = d.spec
-        return f"spec: {s.architecture} ({s.family}), {s.num_parameters:,} params, {s.num_layers} layers" if s.num_parameters else f"spec: {s.architecture}"
+        return (
+            f"spec: {s.architecture} ({s.family}), {s.num_parameters:,} params, {s.num_layers} layers"
+            if s.num_parameters
+            else f"spec: {s.architecture}"
+        )
     if isinstance(d, EpisodeDecided):
-        return f"episode {d.episode} decided by {d.policy}: {d.action} {d.method or ''} {d.params or ''} — {d.rationale}"
+        return (
+            f"episode {d.episode} decided by {d.policy}: {d.action} {d.method or ''} {d.params or ''} — {d.rationale}"
+        )
     if isinstance(d, QuantizeRequested):
         return f"quantize requested: episode {d.episode}, {d.method} {d.params}"
     if isinstance(d, QuantizeCompleted):
@@ -50,7 +55,17 @@ def describe(env: Envelope) -> str:  # noqa: C901 - one line per event type
 
 def front_table(front: ParetoFront) -> Table:
     table = Table(title="Pareto front (accuracy up; latency, memory, size, energy down)")
-    for col in ("episode", "method", "params", "accuracy [95% CI]", "ms/token", "peak MiB", "size MiB", "ratio", "energy J"):
+    for col in (
+        "episode",
+        "method",
+        "params",
+        "accuracy [95% CI]",
+        "ms/token",
+        "peak MiB",
+        "size MiB",
+        "ratio",
+        "energy J",
+    ):
         table.add_column(col)
     for c in front.front:
         table.add_row(

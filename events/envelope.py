@@ -7,6 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
+from greenai.events import registry
+from greenai.events.subjects import EXPERIMENT_ID_PATTERN, event_subject
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -16,9 +18,6 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-
-from greenai.events import registry
-from greenai.events.subjects import EXPERIMENT_ID_PATTERN, event_subject
 
 ExperimentId = Annotated[str, StringConstraints(pattern=EXPERIMENT_ID_PATTERN)]
 # Deterministic ids (uuid5 of a stable key) make re-sent events collapse into one in the log.
@@ -58,7 +57,7 @@ class Envelope(BaseModel):
         data = values.get("data")
         type_, version = values.get("type"), values.get("version")
         if isinstance(data, EventData):
-            if (data.TYPE, data.VERSION) != (type_, version):
+            if (type_, version) != (data.TYPE, data.VERSION):
                 raise ValueError(f"data is {data.TYPE} v{data.VERSION}, envelope says {type_} v{version}")
             return values
         if not isinstance(type_, str) or not isinstance(version, int):

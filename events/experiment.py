@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from greenai.events.envelope import EventData
 from greenai.events.registry import register
+from pydantic import BaseModel, ConfigDict, Field
 
 
 @register
@@ -80,4 +79,3 @@ class ExperimentFailed(EventData):
     TYPE = "experiment.failed"
     reason: str
     error_type: str
-

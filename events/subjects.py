@@ -18,9 +18,7 @@ SYSTEM_EXPERIMENT = "_system"
 
 def check_experiment_id(experiment_id: str) -> str:
     if not _EXPERIMENT_RE.match(experiment_id):
-        raise ValueError(
-            f"experiment id {experiment_id!r} must be 1-80 characters of letters, digits, '_' or '-'"
-        )
+        raise ValueError(f"experiment id {experiment_id!r} must be 1-80 characters of letters, digits, '_' or '-'")
     return experiment_id
 
 

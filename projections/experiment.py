@@ -97,7 +97,7 @@ def fold_experiment(experiment_id: str, events: Iterable[Envelope]) -> Experimen
     return state
 
 
-def apply(state: ExperimentState, env: Envelope) -> None:  # noqa: C901 - one branch per event type
+def apply(state: ExperimentState, env: Envelope) -> None:
     """Apply one event. Mutates only `state`, which the fold owns; reads nothing else."""
     state.events += 1
     data = env.data

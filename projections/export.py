@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from greenai.events import Envelope
 from greenai.projections.experiment import ExperimentState, fold_experiment
 from greenai.projections.pareto import ParetoFront, pareto_front
 from greenai.projections.skills import SkillMemory
+from pydantic import BaseModel
 
 
 def _dump(obj: Any) -> str:
@@ -55,7 +54,9 @@ def summary(state: ExperimentState, front: ParetoFront) -> dict[str, Any]:
     }
 
 
-def write_experiment_folder(root: Path, experiment_id: str, events: list[Envelope], skills: SkillMemory | None = None) -> Path:
+def write_experiment_folder(
+    root: Path, experiment_id: str, events: list[Envelope], skills: SkillMemory | None = None
+) -> Path:
     state = fold_experiment(experiment_id, events)
     front = pareto_front(events)
     folder = root / experiment_id

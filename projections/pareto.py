@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from greenai.events import Envelope
 from greenai.events.experiment import EpisodeDecided
 from greenai.events.results import EvaluateCompleted
+from pydantic import BaseModel, ConfigDict
 
 # (attribute, +1 when higher is better, -1 when lower is better)
 OBJECTIVES: tuple[tuple[str, int], ...] = (
@@ -66,7 +65,15 @@ def dominates(a: Candidate, b: Candidate) -> bool:
 
 
 def non_dominated(candidates: list[Candidate]) -> list[Candidate]:
-    return [c for c in candidates if not any(dominates(o, c) for o in candidates if o is not c)]
+    """The front, kept as an archive: each candidate is compared with the front only, not with all."""
+    front: list[Candidate] = []
+    for c in candidates:
+        if any(dominates(f, c) for f in front):
+            continue
+        front = [f for f in front if not dominates(c, f)]
+        front.append(c)
+    order = {id(c): i for i, c in enumerate(candidates)}
+    return sorted(front, key=lambda c: order[id(c)])
 
 
 def pareto_front(events: Iterable[Envelope]) -> ParetoFront:

@@ -14,14 +14,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import nats
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, BadRequestError, NotFoundError
-
 from greenai.events import Envelope, MalformedEvent, decode
 from greenai.events.subjects import PREFIX, all_events, experiment_filter, experiment_of_subject
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 WRONG_LAST_SEQUENCE = 10071
 
@@ -71,7 +69,9 @@ class EventStore:
         self.duplicate_window_s = duplicate_window_s
 
     @classmethod
-    async def connect(cls, url: str, stream: str, duplicate_window_s: float = 3600.0, name: str = "greenai") -> EventStore:
+    async def connect(
+        cls, url: str, stream: str, duplicate_window_s: float = 3600.0, name: str = "greenai"
+    ) -> EventStore:
         nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, drain_timeout=5)
         store = cls(nc, stream, duplicate_window_s)
         await store.ensure_stream()
@@ -132,30 +132,35 @@ class EventStore:
             except MalformedEvent:
                 continue
 
-    async def _read_all(self, subject_filter: str, batch: int = 1000) -> AsyncIterator[Msg]:
-        config = api.ConsumerConfig(
-            ack_policy=api.AckPolicy.NONE,
+    async def _read_all(self, subject_filter: str) -> AsyncIterator[Msg]:
+        """Every message under the filter, from the first, through an ordered consumer (the
+        client's fastest path: server push with flow control, gaps detected and repaired)."""
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def on_msg(msg: Msg) -> None:
+            queue.put_nowait(msg)
+
+        sub = await self.js.subscribe(
+            subject_filter,
+            stream=self.stream,
+            cb=on_msg,
+            ordered_consumer=True,
             deliver_policy=api.DeliverPolicy.ALL,
-            inactive_threshold=30.0,
-            mem_storage=True,
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
         )
-        sub = await self.js.pull_subscribe(subject_filter, stream=self.stream, config=config)
         try:
-            remaining = (await sub.consumer_info()).num_pending
-            while remaining > 0:
-                try:
-                    msgs = await sub.fetch(min(batch, remaining), timeout=5.0)
-                except NatsTimeoutError:
-                    continue
-                for msg in msgs:
-                    remaining -= 1
-                    yield msg
+            info = await sub.consumer_info()
+            if not info.num_pending and not (info.delivered and info.delivered.consumer_seq):
+                return  # nothing under this filter
+            while True:
+                msg = await asyncio.wait_for(queue.get(), timeout=30.0)
+                yield msg
+                if msg.metadata.num_pending == 0:
+                    return
         finally:
-            info_name = sub._consumer  # nats-py keeps the consumer name here
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-            with contextlib.suppress(Exception):
-                await self.js.delete_consumer(self.stream, info_name)
 
     async def experiments(self) -> list[str]:
         """Experiment ids, from the subjects of their run requests."""
@@ -164,7 +169,9 @@ class EventStore:
         found = {experiment_of_subject(s) for s in subjects}
         return sorted(e for e in found if e)
 
-    async def tail(self, subject_filter: str | None = None, *, from_start: bool = False) -> AsyncIterator[StoredEvent | Unreadable]:
+    async def tail(
+        self, subject_filter: str | None = None, *, from_start: bool = False
+    ) -> AsyncIterator[StoredEvent | Unreadable]:
         """New events as they are appended (and, with from_start, the past ones first)."""
         queue: asyncio.Queue[Msg] = asyncio.Queue()
 

@@ -139,10 +139,11 @@ def materialize(model: ResolvedModel, models_dir: Path) -> Path:
 
         tok = AutoTokenizer.from_pretrained(model.location, gguf_file=model.gguf_file)
         net = AutoModelForCausalLM.from_pretrained(model.location, gguf_file=model.gguf_file)
-        if getattr(net, "hf_quantizer", None) is not None:
+        quantizer: Any = getattr(net, "hf_quantizer", None)
+        if quantizer is not None:
             # transformers marks GGUF-loaded weights as quantized although they are dequantized;
             # lifting the mark is what makes the float32 model serialisable.
-            net.hf_quantizer.remove_quantization_config(net)
+            quantizer.remove_quantization_config(net)
         tmp = Path(tempfile.mkdtemp(prefix=f".{model.slug}.", dir=models_dir))
         net.save_pretrained(tmp)
         tok.save_pretrained(tmp)

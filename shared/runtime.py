@@ -16,11 +16,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-
-from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import api
-from nats.js.errors import NotFoundError
+from typing import Literal
 
 from greenai.events import Envelope, EventData, MalformedEvent, decode, new_event
 from greenai.events.jobs import EventRejected, JobFailed, JobStarted
@@ -28,7 +24,12 @@ from greenai.events.subjects import SYSTEM_EXPERIMENT, experiment_of_subject, ty
 from greenai.shared.eventstore import EventStore
 from greenai.shared.jobs import JobError
 from greenai.shared.logging import get_logger
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import api
+from nats.js.errors import NotFoundError
 
+FailureReasonOrGaveUp = Literal["unsupported", "invalid", "error", "gave_up"]
 Handler = Callable[[Envelope], Awaitable[Sequence[EventData]]]
 
 
@@ -139,14 +140,17 @@ class JobWorker:
         history = await self.store.read(request.experiment_id)
         if any(
             e.envelope.causation_id == request.event_id
-            and (e.envelope.type in self.spec.result_types or (isinstance(e.envelope.data, JobFailed) and e.envelope.data.final))
+            and (
+                e.envelope.type in self.spec.result_types
+                or (isinstance(e.envelope.data, JobFailed) and e.envelope.data.final)
+            )
             for e in history.events
         ):
             log.info("job already finished in the log; acking the redelivery")
             await msg.ack()
             return
 
-        def failed(reason: str, exc_type: str, message: str, final: bool) -> Envelope:
+        def failed(reason: FailureReasonOrGaveUp, exc_type: str, message: str, final: bool) -> Envelope:
             return new_event(
                 request.experiment_id,
                 JobFailed(
@@ -156,7 +160,7 @@ class JobWorker:
                     agent=self.spec.agent,
                     attempt=attempt,
                     final=final,
-                    reason=reason,  # type: ignore[arg-type]
+                    reason=reason,
                     error_type=exc_type,
                     message=message[:4000],
                 ),
@@ -176,7 +180,13 @@ class JobWorker:
         await self.store.append(
             new_event(
                 request.experiment_id,
-                JobStarted(job_id=job_id, kind=self.spec.job_kind, agent=self.spec.agent, instance=self.instance, attempt=attempt),
+                JobStarted(
+                    job_id=job_id,
+                    kind=self.spec.job_kind,
+                    agent=self.spec.agent,
+                    instance=self.instance,
+                    attempt=attempt,
+                ),
                 producer=self.instance,
                 cause=request,
                 key=f"{job_id}:started:{attempt}",
@@ -208,7 +218,9 @@ class JobWorker:
             heartbeat.cancel()
         for i, data in enumerate(results):
             await self.store.append(
-                new_event(request.experiment_id, data, producer=self.instance, cause=request, key=f"{job_id}:result:{i}")
+                new_event(
+                    request.experiment_id, data, producer=self.instance, cause=request, key=f"{job_id}:result:{i}"
+                )
             )
         await msg.ack()
         log.info("job completed", results=[d.TYPE for d in results])

@@ -17,7 +17,9 @@ SPEC = ModelSpec(
 
 
 def run(exp: str = "e", episodes: int = 2) -> Envelope:
-    return new_event(exp, RunRequested(model="m", dataset="arc_easy", episodes=episodes, limit=5), producer="t", key="run")
+    return new_event(
+        exp, RunRequested(model="m", dataset="arc_easy", episodes=episodes, limit=5), producer="t", key="run"
+    )
 
 
 def spec(exp: str = "e") -> Envelope:
@@ -26,14 +28,25 @@ def spec(exp: str = "e") -> Envelope:
 
 def decided(exp: str, n: int, method: str = "autoround", params: dict[str, Any] | None = None) -> Envelope:
     return new_event(
-        exp, EpisodeDecided(episode=n, action="quantize", method=method, params={"bits": 4} if params is None else params, policy="grid", rationale="r"), producer="t"
+        exp,
+        EpisodeDecided(
+            episode=n,
+            action="quantize",
+            method=method,
+            params={"bits": 4} if params is None else params,
+            policy="grid",
+            rationale="r",
+        ),
+        producer="t",
     )
 
 
 def quantize_requested(exp: str, n: int) -> Envelope:
     return new_event(
         exp,
-        QuantizeRequested(job_id=f"{exp}-ep{n}-quantize", episode=n, source=ArtifactRef(kind="base", model="m"), method="autoround"),
+        QuantizeRequested(
+            job_id=f"{exp}-ep{n}-quantize", episode=n, source=ArtifactRef(kind="base", model="m"), method="autoround"
+        ),
         producer="t",
     )
 
@@ -43,7 +56,8 @@ def quantized(exp: str, n: int, size: int = 1000) -> Envelope:
         exp,
         QuantizeCompleted(
             job_id=f"{exp}-ep{n}-quantize", episode=n, method="autoround", params={"bits": 4},
-            artifact=Artifact(path=f"/a/{n}", bytes=size, sha256="h"), bits_per_weight=4.5, wall_s=1.0, peak_rss_mb=10.0,
+            artifact=Artifact(path=f"/a/{n}", bytes=size, sha256="h"),
+            bits_per_weight=4.5, wall_s=1.0, peak_rss_mb=10.0,
         ),
         producer="t",
     )  # fmt: skip
@@ -52,7 +66,9 @@ def quantized(exp: str, n: int, size: int = 1000) -> Envelope:
 def evaluate_requested(exp: str, n: int) -> Envelope:
     return new_event(
         exp,
-        EvaluateRequested(job_id=f"{exp}-ep{n}-evaluate", episode=n, target=ArtifactRef(kind="base", model="m"), task="arc_easy"),
+        EvaluateRequested(
+            job_id=f"{exp}-ep{n}-evaluate", episode=n, target=ArtifactRef(kind="base", model="m"), task="arc_easy"
+        ),
         producer="t",
     )
 
@@ -61,9 +77,12 @@ def evaluated(exp: str, n: int, acc: float, ms: float, mem: float, size: int, jo
     return new_event(
         exp,
         EvaluateCompleted(
-            job_id=f"{exp}-ep{n}-evaluate", episode=n, task="arc_easy", metric="acc", accuracy=acc, accuracy_stderr=None,
+            job_id=f"{exp}-ep{n}-evaluate", episode=n, task="arc_easy", metric="acc",
+            accuracy=acc, accuracy_stderr=None,
             ci_low=max(0.0, acc - 0.1), ci_high=min(1.0, acc + 0.1), n=10, limit=10,
-            latency=Latency(prefill_ms_per_token=1.0, decode_ms_per_token=ms, decode_tokens_per_s=1000 / ms, device="cpu"),
+            latency=Latency(
+                prefill_ms_per_token=1.0, decode_ms_per_token=ms, decode_tokens_per_s=1000 / ms, device="cpu"
+            ),
             peak_rss_mb=mem, size_bytes=size, energy=Energy(joules=joules, mode="estimated", detail=""), wall_s=1.0,
         ),
         producer="t",

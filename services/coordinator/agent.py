@@ -10,11 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import api
-from nats.js.errors import NotFoundError
-
 from greenai.events import Envelope, EventData, MalformedEvent, decode, new_event
 from greenai.events.experiment import ExperimentFailed, SpecInferred
 from greenai.events.subjects import type_filter
@@ -28,6 +23,10 @@ from greenai.shared.eventstore import ConcurrencyError, EventStore
 from greenai.shared.logging import get_logger
 from greenai.shared.model_io import ModelNotFoundError
 from greenai.shared.runtime import instance_id, reject
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import api
+from nats.js.errors import NotFoundError
 
 AGENT = "coordinator"
 TRIGGERS = ("run.requested", "quantize.completed", "evaluate.completed", "job.failed")
@@ -137,7 +136,9 @@ class Coordinator:
         except ModelNotFoundError as exc:
             return "failed", ExperimentFailed(reason=str(exc), error_type="ModelNotFoundError")
         except Exception as exc:  # a config transformers cannot read is as final as a missing model
-            return "failed", ExperimentFailed(reason=f"could not read the model's config: {exc}", error_type=type(exc).__name__)
+            return "failed", ExperimentFailed(
+                reason=f"could not read the model's config: {exc}", error_type=type(exc).__name__
+            )
 
     async def _heartbeat(self, msg: Msg) -> None:
         while True:

@@ -39,7 +39,11 @@ def plan(state: ExperimentState, decision: Decision | None = None, policy_name: 
     exp = state.experiment_id
     if state.baseline.failure is not None:
         f = state.baseline.failure
-        return [Planned("failed", ExperimentFailed(reason=f"baseline evaluation failed: {f.message}", error_type=f.error_type))]
+        return [
+            Planned(
+                "failed", ExperimentFailed(reason=f"baseline evaluation failed: {f.message}", error_type=f.error_type)
+            )
+        ]
     out: list[Planned] = []
     if state.baseline.request is None:
         out.append(

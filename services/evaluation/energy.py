@@ -54,5 +54,9 @@ def track_energy(country_iso_code: str = "USA") -> Iterator[EnergyReading]:
         reading.mode = "measured" if measured else "estimated"
         reading.detail = (
             f"codecarbon: cpu {getattr(data, 'cpu_power', 0):.1f} W, ram {getattr(data, 'ram_power', 0):.1f} W; "
-            + ("hardware energy counters (RAPL/NVML)" if measured else "no RAPL or NVML here: CPU power estimated from TDP and load")
+            + (
+                "hardware energy counters (RAPL/NVML)"
+                if measured
+                else "no RAPL or NVML here: CPU power estimated from TDP and load"
+            )
         )

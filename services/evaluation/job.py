@@ -23,7 +23,9 @@ def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, f
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def evaluate_folder(folder: str, task: str, data_dir: str, limit: int | None, seed: int, cache_dir: str) -> dict[str, Any]:
+def evaluate_folder(
+    folder: str, task: str, data_dir: str, limit: int | None, seed: int, cache_dir: str
+) -> dict[str, Any]:
     os.environ.setdefault("HF_DATASETS_CACHE", str(Path(cache_dir) / "datasets"))
     import torch
     from lm_eval import simple_evaluate

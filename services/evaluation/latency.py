@@ -34,7 +34,9 @@ def _cache_of(out: Any) -> Any:
     return out["cache"] if "cache" in out else out["past_key_values"]
 
 
-def measure_latency(model: Any, tokenizer: Any, *, prompt_tokens: int = 128, decode_tokens: int = 16, runs: int = 3) -> LatencyResult:
+def measure_latency(
+    model: Any, tokenizer: Any, *, prompt_tokens: int = 128, decode_tokens: int = 16, runs: int = 3
+) -> LatencyResult:
     import torch
 
     device = str(next(model.parameters()).device)

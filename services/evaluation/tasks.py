@@ -62,6 +62,4 @@ def benchmark(name: str) -> Benchmark:
     try:
         return BENCHMARKS[name]
     except KeyError:
-        raise UnknownBenchmarkError(
-            f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}"
-        ) from None
+        raise UnknownBenchmarkError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}") from None

@@ -35,7 +35,11 @@ def start_agent(name: str, env: dict[str, str], log_dir: Path) -> subprocess.Pop
 
 
 async def wait_for(
-    store: EventStore, exp: str, predicate: Callable[[list[Envelope]], bool], timeout: float, procs: list[subprocess.Popen[bytes]] | None = None
+    store: EventStore,
+    exp: str,
+    predicate: Callable[[list[Envelope]], bool],
+    timeout: float,
+    procs: list[subprocess.Popen[bytes]] | None = None,
 ) -> list[Envelope]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

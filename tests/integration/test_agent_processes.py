@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
 from greenai.events import Envelope, new_event
 from greenai.events.experiment import EpisodeDecided, RunRequested
 from greenai.events.jobs import EventRejected, JobStarted
 from greenai.events.results import QuantizeCompleted
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import EmbeddedNats, start_nats_server
+
 from tests.integration.helpers import agent_env, start_agent, wait_for
 
 pytestmark = pytest.mark.slow
@@ -48,18 +48,28 @@ async def test_crashes_restarts_and_garbage_lose_nothing_and_repeat_nothing(
 ) -> None:
     env = agent_env(server.url, tmp_path / "work", data_dir)
     logs = tmp_path / "logs"
-    procs: dict[str, subprocess.Popen[bytes]] = {n: start_agent(n, env, logs) for n in ("coordinator", "quantization", "evaluation")}
+    procs: dict[str, subprocess.Popen[bytes]] = {
+        n: start_agent(n, env, logs) for n in ("coordinator", "quantization", "evaluation")
+    }
     exp = "proc-test"
     try:
         # Garbage on the subjects of two agents, before any real work.
         await log.js.publish(f"greenai.evt.{exp}.quantize.requested", b"\x00 definitely not json", stream=log.stream)
-        await log.js.publish(f"greenai.evt.{exp}.run.requested", b'{"type": "run.requested", "version": 1}', stream=log.stream)
+        await log.js.publish(
+            f"greenai.evt.{exp}.run.requested", b'{"type": "run.requested", "version": 1}', stream=log.stream
+        )
 
         run = RunRequested(model=str(tiny_model_dir), dataset="arc_easy", episodes=2, limit=4)
         await log.append(new_event(exp, run, producer="test", key="run"), expected_last_seq=None)
 
         # 1. SIGKILL the quantization agent in the middle of its first job.
-        await wait_for(log, exp, lambda ev: any(isinstance(e.data, JobStarted) and e.data.kind == "quantize" for e in ev), 120, list(procs.values()))
+        await wait_for(
+            log,
+            exp,
+            lambda ev: any(isinstance(e.data, JobStarted) and e.data.kind == "quantize" for e in ev),
+            120,
+            list(procs.values()),
+        )
         procs["quantization"].send_signal(signal.SIGKILL)
         procs["quantization"].wait()
         procs["quantization"] = start_agent("quantization", env, logs)
@@ -70,7 +80,13 @@ async def test_crashes_restarts_and_garbage_lose_nothing_and_repeat_nothing(
         procs["coordinator"].wait()
         procs["coordinator"] = start_agent("coordinator", env, logs)
 
-        events = await wait_for(log, exp, lambda ev: any(e.type in ("experiment.completed", "experiment.failed") for e in ev), 400, list(procs.values()))
+        events = await wait_for(
+            log,
+            exp,
+            lambda ev: any(e.type in ("experiment.completed", "experiment.failed") for e in ev),
+            400,
+            list(procs.values()),
+        )
     finally:
         for p in procs.values():
             p.terminate()

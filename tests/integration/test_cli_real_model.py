@@ -18,12 +18,20 @@ pytestmark = pytest.mark.slow
 
 def cli_env(work_dir: Path, data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GREENAI_")}
-    env.update(GREENAI_WORK_DIR=str(work_dir), GREENAI_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", COLUMNS="160")
+    env.update(
+        GREENAI_WORK_DIR=str(work_dir),
+        GREENAI_DATA_DIR=str(data_dir),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        COLUMNS="160",
+    )
     return env
 
 
 def greenai(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "greenai", *args], env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "greenai", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_run_tail_replay_on_smollm2(smollm2_dir: Path, data_dir: Path, tmp_path: Path) -> None:
@@ -42,7 +50,11 @@ def test_run_tail_replay_on_smollm2(smollm2_dir: Path, data_dir: Path, tmp_path:
     while not endpoint.exists() and time.monotonic() < deadline:
         time.sleep(0.5)
     tail = subprocess.Popen(
-        [sys.executable, "-m", "greenai", "tail", "smol-e2e", "--from-start"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "greenai", "tail", "smol-e2e", "--from-start"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         out, _ = run.communicate(timeout=1500)
@@ -85,7 +97,19 @@ def test_run_tail_replay_on_smollm2(smollm2_dir: Path, data_dir: Path, tmp_path:
 
 def test_unknown_model_fails_the_experiment_with_a_clear_event(data_dir: Path, tmp_path: Path) -> None:
     env = cli_env(tmp_path / "work", data_dir)
-    result = greenai("run", "--model", "no-such-model", "--episodes", "1", "--limit", "2", "--name", "bad-model", env=env, timeout=300)
+    result = greenai(
+        "run",
+        "--model",
+        "no-such-model",
+        "--episodes",
+        "1",
+        "--limit",
+        "2",
+        "--name",
+        "bad-model",
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 1
     assert "experiment failed: unknown model 'no-such-model'" in result.stdout.replace("\n", " ")
     listing = greenai("experiments", env=env)

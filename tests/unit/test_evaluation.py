@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from greenai.services.evaluation.job import evaluate_folder, wilson_interval
 from greenai.services.evaluation.tasks import UnknownBenchmarkError, benchmark
 
@@ -36,7 +35,7 @@ def test_arc_config_reads_the_local_file_and_maps_answer_labels(data_dir: Path) 
 def test_unknown_benchmark_and_missing_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(UnknownBenchmarkError, match="arc_easy"):
         benchmark("imaginary")
-    with pytest.raises(FileNotFoundError, match="ARC-Easy-Test.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"ARC-Easy-Test\.jsonl"):
         benchmark("arc_easy").task_config(tmp_path)
 
 

@@ -4,11 +4,11 @@ import json
 import uuid
 
 import pytest
-
 from greenai.events import MalformedEvent, decode, event_subject, event_types, new_event
 from greenai.events.experiment import EpisodeDecided, RunRequested
 from greenai.events.jobs import ArtifactRef, QuantizeRequested
 from greenai.events.subjects import experiment_of_subject, type_filter
+from pydantic import ValidationError
 
 
 def run_event(exp: str = "exp-1") -> object:
@@ -25,7 +25,7 @@ def test_round_trip_keeps_every_field() -> None:
 
 def test_events_are_immutable() -> None:
     env = run_event()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         env.data.episodes = 5  # type: ignore[attr-defined,misc]
 
 
@@ -46,7 +46,9 @@ def test_causation_and_correlation_follow_the_cause() -> None:
         producer="t",
         cause=root,
     )
-    grandchild = new_event("exp-1", EpisodeDecided(episode=1, action="end", policy="grid", rationale="r"), producer="t", cause=child)
+    grandchild = new_event(
+        "exp-1", EpisodeDecided(episode=1, action="end", policy="grid", rationale="r"), producer="t", cause=child
+    )
     assert child.causation_id == root.event_id
     assert child.correlation_id == root.event_id
     assert grandchild.correlation_id == root.event_id

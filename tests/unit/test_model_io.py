@@ -4,7 +4,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from greenai.services.coordinator.spec import infer_spec
 from greenai.shared.model_io import ModelNotFoundError, folder_bytes, folder_sha256, resolve_model
 
@@ -25,7 +24,7 @@ def test_unknown_models_are_refused_with_what_was_tried(ref: str) -> None:
 
 
 def test_a_folder_without_config_is_not_a_model(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match="config.json"):
+    with pytest.raises(ModelNotFoundError, match=r"config\.json"):
         resolve_model(str(tmp_path))
 
 

@@ -8,6 +8,7 @@ from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.planner import plan, wants_decision
 from greenai.services.coordinator.policies.base import Decision
 from greenai.services.coordinator.policies.grid import GRID, GridPolicy
+
 from tests import factories as f
 
 QUANT = Decision("quantize", "autoround", {"bits": 4}, "because")
@@ -41,7 +42,13 @@ def test_a_decision_becomes_a_job_then_an_evaluation() -> None:
 
 
 def test_one_episode_at_a_time_and_completion_after_the_last() -> None:
-    events = [f.run(episodes=1), f.spec(), f.evaluate_requested("e", 0), f.decided("e", 1), f.quantize_requested("e", 1)]
+    events = [
+        f.run(episodes=1),
+        f.spec(),
+        f.evaluate_requested("e", 0),
+        f.decided("e", 1),
+        f.quantize_requested("e", 1),
+    ]
     assert not wants_decision(fold_experiment("e", events))
     assert keys(events, QUANT) == []
     events += [f.quantized("e", 1), f.evaluate_requested("e", 1), f.evaluated("e", 1, 0.5, 1, 1, 1)]
@@ -53,7 +60,14 @@ def test_one_episode_at_a_time_and_completion_after_the_last() -> None:
 
 
 def test_a_failed_episode_lets_the_run_move_on() -> None:
-    events = [f.run(), f.spec(), f.evaluate_requested("e", 0), f.decided("e", 1), f.quantize_requested("e", 1), f.failed("e", "e-ep1-quantize", 1)]
+    events = [
+        f.run(),
+        f.spec(),
+        f.evaluate_requested("e", 0),
+        f.decided("e", 1),
+        f.quantize_requested("e", 1),
+        f.failed("e", "e-ep1-quantize", 1),
+    ]
     assert keys(events, QUANT) == ["episode:2:decided"]
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from greenai.projections.experiment import fold_experiment
 from greenai.projections.pareto import pareto_front
 from greenai.projections.skills import skill_memory
+
 from tests import factories as f
 
 
@@ -30,7 +31,12 @@ def test_pareto_front_counts_a_repeated_evaluation_once() -> None:
 
 
 def test_pareto_front_is_a_pure_function_of_the_events() -> None:
-    events = [f.run(), f.evaluated("e", 0, 0.6, 20, 500, 4000), f.decided("e", 1), f.evaluated("e", 1, 0.5, 10, 300, 1000)]
+    events = [
+        f.run(),
+        f.evaluated("e", 0, 0.6, 20, 500, 4000),
+        f.decided("e", 1),
+        f.evaluated("e", 1, 0.5, 10, 300, 1000),
+    ]
     assert pareto_front(events).model_dump_json() == pareto_front(list(events)).model_dump_json()
 
 
@@ -49,7 +55,13 @@ def test_experiment_state_follows_an_episode_through_its_life() -> None:
 
 
 def test_a_non_final_failure_leaves_the_episode_running() -> None:
-    events = [f.run(), f.spec(), f.decided("e", 1), f.quantize_requested("e", 1), f.failed("e", "e-ep1-quantize", 1, final=False)]
+    events = [
+        f.run(),
+        f.spec(),
+        f.decided("e", 1),
+        f.quantize_requested("e", 1),
+        f.failed("e", "e-ep1-quantize", 1, final=False),
+    ]
     assert fold_experiment("e", events).episodes[1].status == "quantizing"
     events.append(f.failed("e", "e-ep1-quantize", 1, final=True))
     assert fold_experiment("e", events).episodes[1].status == "failed"
@@ -64,7 +76,13 @@ def test_skill_memory_aggregates_across_experiments_relative_to_each_baseline() 
             f.decided(exp, 1, params={"bits": 4}), f.quantize_requested(exp, 1), f.quantized(exp, 1),
             f.evaluated(exp, 1, acc=acc, ms=10, mem=50, size=1000),
         ]  # fmt: skip
-    events += [f.run("c"), f.spec("c"), f.decided("c", 1, params={"bits": 2}), f.quantize_requested("c", 1), f.failed("c", "c-ep1-quantize", 1)]
+    events += [
+        f.run("c"),
+        f.spec("c"),
+        f.decided("c", 1, params={"bits": 2}),
+        f.quantize_requested("c", 1),
+        f.failed("c", "c-ep1-quantize", 1),
+    ]
     memory = skill_memory(events)
     by_bits = {s.params["bits"]: s for s in memory.skills}
     four = by_bits[4]

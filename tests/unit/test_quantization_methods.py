@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from greenai.services.quantization.job import quantize_to_folder
 from greenai.services.quantization.methods.auto import METHODS, get_method
 from greenai.shared.jobs import JobError
@@ -46,7 +45,9 @@ def test_method_writes_a_loadable_quantized_folder(
     generate(target)
 
 
-def test_autoround_with_calibration_uses_the_data_dir_not_the_hub(tiny_model_dir: Path, tmp_path: Path, data_dir: Path) -> None:
+def test_autoround_with_calibration_uses_the_data_dir_not_the_hub(
+    tiny_model_dir: Path, tmp_path: Path, data_dir: Path
+) -> None:
     target = tmp_path / "artifact"
     quantize_to_folder(
         "autoround", {"bits": 4, "group_size": 64, "iters": 2, "nsamples": 2, "seqlen": 32},
@@ -72,7 +73,11 @@ def test_every_method_declares_what_it_needs() -> None:
     for name, cls in METHODS.items():
         assert cls.name == name
         assert cls.requirements.cpu or cls.requirements.cuda
-    cuda_only = type("CudaOnly", (METHODS["bnb_int8"],), {"requirements": METHODS["bnb_int8"].requirements.__class__(cpu=False, cuda=True, memory_factor=1)})
+    cuda_only = type(
+        "CudaOnly",
+        (METHODS["bnb_int8"],),
+        {"requirements": METHODS["bnb_int8"].requirements.__class__(cpu=False, cuda=True, memory_factor=1)},
+    )
     with pytest.raises(JobError, match="needs a CUDA GPU") as info:
         cuda_only().check_hardware("cpu")
     assert info.value.reason == "unsupported"

@@ -47,19 +47,27 @@ class Script:
         return [completed(job)]
 
 
-def worker(store: EventStore, handler: Script, *, max_attempts: int = 3, ack_wait: float = 2.0, name: str = "w") -> JobWorker:
+def worker(
+    store: EventStore, handler: Script, *, max_attempts: int = 3, ack_wait: float = 2.0, name: str = "w"
+) -> JobWorker:
     spec = JobSpec("quantization", "quantize.requested", "quantize", handler, ("quantize.completed",))
     return JobWorker(store, spec, ack_wait_s=ack_wait, max_attempts=max_attempts, instance=name, retry_delay_s=0.1)
 
 
-async def run_until(store: EventStore, workers: list[JobWorker], exp: str, done: int, timeout: float = 20.0) -> list[Envelope]:
+async def run_until(
+    store: EventStore, workers: list[JobWorker], exp: str, done: int, timeout: float = 20.0
+) -> list[Envelope]:
     stop = asyncio.Event()
     tasks = [asyncio.create_task(w.serve(stop)) for w in workers]
     try:
         async with asyncio.timeout(timeout):
             while True:
                 events = (await store.read(exp)).envelopes
-                finished = [e for e in events if e.type == "quantize.completed" or (isinstance(e.data, JobFailed) and e.data.final)]
+                finished = [
+                    e
+                    for e in events
+                    if e.type == "quantize.completed" or (isinstance(e.data, JobFailed) and e.data.final)
+                ]
                 if len(finished) >= done:
                     await asyncio.sleep(0.3)  # let anything wrongly extra show up
                     return (await store.read(exp)).envelopes

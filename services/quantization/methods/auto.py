@@ -16,4 +16,6 @@ def get_method(name: str) -> QuantizationMethod:
     try:
         return METHODS[name]()
     except KeyError:
-        raise JobError(f"unknown quantization method {name!r}; known: {', '.join(sorted(METHODS))}", "invalid") from None
+        raise JobError(
+            f"unknown quantization method {name!r}; known: {', '.join(sorted(METHODS))}", "invalid"
+        ) from None

@@ -6,8 +6,6 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
-
 from greenai.services.quantization.methods.base import (
     MethodConfig,
     QuantizationMethod,
@@ -15,6 +13,7 @@ from greenai.services.quantization.methods.base import (
     Requirements,
 )
 from greenai.shared.jobs import JobError
+from pydantic import Field
 
 
 class AutoRoundConfig(MethodConfig):

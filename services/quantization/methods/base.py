@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from greenai.shared.jobs import JobError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class MethodConfig(BaseModel):
@@ -52,12 +51,16 @@ class QuantizationMethod(ABC):
 
     def check_hardware(self, device: str) -> None:
         if device == "cpu" and not self.requirements.cpu:
-            raise JobError(f"{self.name} needs a CUDA GPU and this machine has none. {self.requirements.note}".strip(), "unsupported")
+            raise JobError(
+                f"{self.name} needs a CUDA GPU and this machine has none. {self.requirements.note}".strip(),
+                "unsupported",
+            )
         if device == "cuda" and not self.requirements.cuda:
             raise JobError(f"{self.name} does not run on CUDA here. {self.requirements.note}".strip(), "unsupported")
 
     def check_model(self, config: MethodConfig, model_config: Any) -> None:
         """Refuse settings the model's shape cannot take (e.g. a group size that does not divide it)."""
+        return None
 
     @abstractmethod
     def quantize(self, config: MethodConfig, ctx: QuantizeContext) -> None:

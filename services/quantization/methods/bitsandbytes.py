@@ -58,8 +58,6 @@ class BitsAndBytes4Bit(QuantizationMethod):
 def _save_quantized(ctx: QuantizeContext, quant_config: object) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(
-        ctx.source, quantization_config=quant_config, device_map=ctx.device
-    )
+    model = AutoModelForCausalLM.from_pretrained(ctx.source, quantization_config=quant_config, device_map=ctx.device)
     model.save_pretrained(ctx.output)
     AutoTokenizer.from_pretrained(ctx.source).save_pretrained(ctx.output)
