@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     duplicate_window_s: float = Field(default=3600.0, gt=0)
     ack_wait_s: float = Field(default=60.0, gt=0, description="A job not acked or extended by then is redelivered.")
     max_attempts: int = Field(default=3, ge=1, description="Deliveries of one job before it is given up.")
+    memory_limit_mb: float | None = Field(
+        default=None, gt=0, description="Memory jobs may plan on; default: what the machine has available."
+    )
     torch_threads: int = Field(default=1, ge=1, description="1 is fastest on small shared CPUs (see FACTS).")
     log_format: str = Field(default="json", pattern="^(json|console)$")
     log_level: str = Field(default="info")
@@ -77,6 +80,14 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.work_dir / "cache"
+
+    def available_memory_bytes(self) -> int:
+        import psutil
+
+        available = int(psutil.virtual_memory().available)
+        if self.memory_limit_mb is not None:
+            available = min(available, int(self.memory_limit_mb * 2**20))
+        return available
 
     def require_data_dir(self) -> Path:
         if self.data_dir is None:

@@ -155,6 +155,11 @@ def folder_bytes(folder: str | Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
+def weight_bytes(folder: str | Path) -> int:
+    """Bytes of the weight files alone (no tokenizer, no configs)."""
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin", ".pt"))
+
+
 def folder_sha256(folder: str | Path) -> str:
     """A content hash over relative paths and bytes, independent of where the folder lives."""
     root = Path(folder)

@@ -13,7 +13,7 @@ from greenai.services.quantization.job import quantize_to_folder
 from greenai.services.quantization.methods.auto import get_method
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
-from greenai.shared.model_io import ModelNotFoundError, materialize, resolve_model
+from greenai.shared.model_io import ModelNotFoundError, folder_bytes, materialize, resolve_model
 from greenai.shared.runtime import JobSpec
 
 AGENT = "quantization"
@@ -50,6 +50,7 @@ class QuantizationAgent:
         from transformers import AutoConfig
 
         method.check_model(config, AutoConfig.from_pretrained(source))
+        method.check_memory(folder_bytes(source), self.settings.available_memory_bytes())
         target = self.settings.artifacts_dir / request.experiment_id / job.job_id
         data_dir = str(self.settings.data_dir) if self.settings.data_dir else None
         measured = await run_in_child(
@@ -75,8 +76,9 @@ class QuantizationAgent:
                 method=job.method,
                 params=config.model_dump(),
                 artifact=Artifact(path=str(target), bytes=out["bytes"], sha256=out["sha256"]),
-                # effective: every byte on disk (embeddings, scales, metadata) over the source's parameters
-                bits_per_weight=round(out["bytes"] * 8 / params, 3) if params else None,
+                # effective: the weight files (quantized layers, scales, unquantized embeddings) over the
+                # source's parameters; tokenizer and config files are not weights
+                bits_per_weight=round(out["weight_bytes"] * 8 / params, 3) if params else None,
                 wall_s=round(measured.wall_s, 3),
                 peak_rss_mb=round(measured.peak_rss_mb, 1),
             )

@@ -10,7 +10,7 @@ from typing import Any
 from greenai.services.quantization.calibration import calibration_texts
 from greenai.services.quantization.methods.auto import get_method
 from greenai.services.quantization.methods.base import QuantizeContext
-from greenai.shared.model_io import count_parameters, folder_bytes, folder_sha256, publish_folder
+from greenai.shared.model_io import count_parameters, folder_bytes, folder_sha256, publish_folder, weight_bytes
 
 
 def quantize_to_folder(
@@ -47,6 +47,7 @@ def quantize_to_folder(
     size = folder_bytes(target_path)
     return {
         "bytes": size,
+        "weight_bytes": weight_bytes(target_path),
         "sha256": folder_sha256(target_path),
         "source_parameters": count_parameters(source),
     }

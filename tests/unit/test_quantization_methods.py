@@ -30,6 +30,12 @@ def generate(folder: Path) -> str:
         ("autoround", {"bits": 8, "group_size": 64}, "auto-round"),
         ("bnb_int8", {}, "bitsandbytes"),
         ("bnb_4bit", {"quant_type": "nf4"}, "bitsandbytes"),
+        ("bnb_4bit", {"quant_type": "fp4"}, "bitsandbytes"),
+        ("gptq", {"bits": 4, "group_size": 64}, "gptq"),
+        ("gptq", {"bits": 8, "group_size": 64, "act_order": True}, "gptq"),
+        ("awq", {"group_size": 64}, "awq"),
+        ("torchao_int8", {"scheme": "dynamic"}, "torchao"),
+        ("torchao_int8", {"scheme": "weight_only"}, "torchao"),
     ],
 )
 def test_method_writes_a_loadable_quantized_folder(

@@ -11,6 +11,9 @@ from greenai.services.coordinator.policies.base import Decision, Policy
 GRID: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("autoround", {"bits": 8, "group_size": 64, "iters": 0}, "8-bit RTN: near-lossless reference point"),
     ("autoround", {"bits": 4, "group_size": 64, "iters": 0}, "4-bit RTN: ~3x smaller, the usual sweet spot"),
+    ("torchao_int8", {"scheme": "dynamic"}, "int8 activations and weights: the CPU speed-up candidate"),
+    ("awq", {"bits": 4, "group_size": 64}, "AWQ 4-bit: activation-aware scales recover RTN's loss"),
+    ("gptq", {"bits": 4, "group_size": 64}, "GPTQ 4-bit: second-order rounding"),
     ("bnb_int8", {}, "LLM.int8: outlier-aware 8-bit, no calibration"),
     ("bnb_4bit", {"quant_type": "nf4"}, "NF4: QLoRA's 4-bit base"),
     ("autoround", {"bits": 4, "group_size": 64, "iters": 50}, "4-bit tuned rounding: recovers RTN loss"),

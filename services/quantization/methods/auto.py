@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from greenai.services.quantization.methods.autoround import AutoRoundMethod
+from greenai.services.quantization.methods.awq import AWQMethod
 from greenai.services.quantization.methods.base import QuantizationMethod
 from greenai.services.quantization.methods.bitsandbytes import BitsAndBytes4Bit, BitsAndBytesInt8
+from greenai.services.quantization.methods.gptq import GPTQMethod
+from greenai.services.quantization.methods.torchao import TorchAoInt8
 from greenai.shared.jobs import JobError
 
 METHODS: dict[str, type[QuantizationMethod]] = {
-    cls.name: cls for cls in (AutoRoundMethod, BitsAndBytesInt8, BitsAndBytes4Bit)
+    cls.name: cls for cls in (AutoRoundMethod, GPTQMethod, AWQMethod, BitsAndBytesInt8, BitsAndBytes4Bit, TorchAoInt8)
 }
 
 

@@ -11,6 +11,7 @@ from greenai.services.quantization.methods.base import (
     QuantizationMethod,
     QuantizeContext,
     Requirements,
+    check_group_size,
 )
 from greenai.shared.jobs import JobError
 from pydantic import Field
@@ -37,16 +38,7 @@ class AutoRoundMethod(QuantizationMethod):
 
     def check_model(self, config: MethodConfig, model_config: Any) -> None:
         assert isinstance(config, AutoRoundConfig)
-        if config.group_size <= 0:
-            return
-        widths = {model_config.hidden_size, getattr(model_config, "intermediate_size", model_config.hidden_size)}
-        bad = sorted(w for w in widths if w % config.group_size)
-        if bad:
-            raise JobError(
-                f"autoround: group size {config.group_size} does not divide the layer width(s) {bad}; "
-                "choose a divisor (e.g. 64 or 32)",
-                "invalid",
-            )
+        check_group_size(self.name, config.group_size, model_config)
 
     def quantize(self, config: MethodConfig, ctx: QuantizeContext) -> None:
         assert isinstance(config, AutoRoundConfig)

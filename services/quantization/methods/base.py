@@ -34,6 +34,20 @@ class QuantizeContext:
     device: str  # "cpu" or "cuda"
 
 
+def check_group_size(method: str, group_size: int, model_config: Any) -> None:
+    """Group-wise methods need the group size to divide every quantized width (SmolLM2: 576, 1536)."""
+    if group_size <= 0:
+        return
+    widths = {model_config.hidden_size, getattr(model_config, "intermediate_size", model_config.hidden_size)}
+    bad = sorted(w for w in widths if w % group_size)
+    if bad:
+        raise JobError(
+            f"{method}: group size {group_size} does not divide the layer width(s) {bad}; "
+            "choose a divisor (e.g. 64 or 32)",
+            "invalid",
+        )
+
+
 class QuantizationMethod(ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[MethodConfig]]
@@ -57,6 +71,17 @@ class QuantizationMethod(ABC):
             )
         if device == "cuda" and not self.requirements.cuda:
             raise JobError(f"{self.name} does not run on CUDA here. {self.requirements.note}".strip(), "unsupported")
+
+    def check_memory(self, source_bytes: int, available_bytes: int) -> None:
+        """Refuse a job whose estimated peak memory this machine does not have."""
+        need = self.requirements.memory_factor * source_bytes
+        if need > available_bytes:
+            raise JobError(
+                f"{self.name} needs about {need / 2**30:.1f} GiB for this model "
+                f"({self.requirements.memory_factor}x its {source_bytes / 2**30:.2f} GiB); "
+                f"this machine has {available_bytes / 2**30:.1f} GiB available",
+                "unsupported",
+            )
 
     def check_model(self, config: MethodConfig, model_config: Any) -> None:
         """Refuse settings the model's shape cannot take (e.g. a group size that does not divide it)."""

