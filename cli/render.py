@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from greenai.events import Envelope
 from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed, RunRequested, SpecInferred
-from greenai.events.jobs import EvaluateRequested, EventRejected, JobFailed, JobStarted, QuantizeRequested
-from greenai.events.results import EvaluateCompleted, QuantizeCompleted
+from greenai.events.jobs import EvaluateRequested, EventRejected, JobFailed, JobStarted, StepRequested
+from greenai.events.results import EvaluateCompleted, StepCompleted
 from greenai.projections.pareto import ParetoFront
 from rich.table import Table
 
@@ -22,15 +22,18 @@ def describe(env: Envelope) -> str:
             else f"spec: {s.architecture}"
         )
     if isinstance(d, EpisodeDecided):
+        if d.action == "end":
+            return f"episode {d.episode}: {d.policy} chose to end — {d.rationale}"
+        steps = " → ".join(f"{s.kind} {s.method} {s.params or ''}".strip() for s in d.steps)
+        return f"episode {d.episode} decided by {d.policy}: {steps} — {d.rationale}"
+    if isinstance(d, StepRequested):
+        return f"{d.TYPE.split('.')[0]} requested: episode {d.episode} step {d.step + 1}, {d.method} {d.params}"
+    if isinstance(d, StepCompleted):
+        extra = ", ".join(f"{k} {v}" for k, v in sorted(d.metrics.items()))
         return (
-            f"episode {d.episode} decided by {d.policy}: {d.action} {d.method or ''} {d.params or ''} — {d.rationale}"
-        )
-    if isinstance(d, QuantizeRequested):
-        return f"quantize requested: episode {d.episode}, {d.method} {d.params}"
-    if isinstance(d, QuantizeCompleted):
-        return (
-            f"quantized: episode {d.episode}, {d.artifact.bytes / 2**20:.1f} MiB, {d.bits_per_weight} bits/weight, "
-            f"{d.wall_s:.1f} s, peak {d.peak_rss_mb:.0f} MiB"
+            f"{d.TYPE.split('.')[0]} done: episode {d.episode} step {d.step + 1}, {d.artifact.bytes / 2**20:.1f} MiB, "
+            f"{d.bits_per_weight} bits/weight, {d.wall_s:.1f} s, peak {d.peak_rss_mb:.0f} MiB"
+            + (f"; {extra}" if extra else "")
         )
     if isinstance(d, EvaluateRequested):
         return f"evaluate requested: episode {d.episode} on {d.task} (limit {d.limit})"

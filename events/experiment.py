@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from greenai.events.envelope import EventData
 from greenai.events.registry import register
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 @register
@@ -52,17 +52,46 @@ class SpecInferred(EventData):
     spec: ModelSpec
 
 
+StepKind = Literal["quantize", "prune", "lora"]
+
+
+class Step(BaseModel):
+    """One compression step; an episode runs its steps in order, each on the previous one's output."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: StepKind
+    method: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 @register
 class EpisodeDecided(EventData):
-    """One decision of the policy: which compression to try in this episode, and why."""
+    """One decision of the policy: which compression (one step or a pipeline) to try, and why."""
 
     TYPE = "episode.decided"
     episode: int = Field(ge=1)
-    action: Literal["quantize", "end"]
-    method: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
+    action: Literal["compress", "end"]
+    steps: list[Step] = Field(default_factory=list)
     policy: str
     rationale: str
+
+    @model_validator(mode="after")
+    def _steps_match_action(self) -> EpisodeDecided:
+        if (self.action == "compress") != bool(self.steps):
+            raise ValueError("'compress' needs at least one step and 'end' takes none")
+        return self
+
+    @property
+    def method(self) -> str | None:
+        """A label: the method of a single step, or the pipeline as 'wanda → autoround → lora'."""
+        return " → ".join(s.method for s in self.steps) if self.steps else None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        if len(self.steps) == 1:
+            return dict(self.steps[0].params)
+        return {"steps": [s.model_dump() for s in self.steps]} if self.steps else {}
 
 
 @register

@@ -20,17 +20,40 @@ class ArtifactRef(BaseModel):
     sha256: str | None = None
 
 
-@register
-class QuantizeRequested(EventData):
-    TYPE = "quantize.requested"
+class StepRequested(EventData):
+    """A compression step for an agent: its input, method and parameters. One subclass per agent."""
+
     job_id: str
     episode: int = Field(ge=1)
+    step: int = Field(default=0, ge=0, description="Position in the episode's pipeline.")
     source: ArtifactRef
     method: str
     params: dict[str, Any] = Field(default_factory=dict)
     calibration_samples: int = Field(default=32, ge=1)
     calibration_seq_len: int = Field(default=256, ge=8)
     seed: int = 0
+
+
+@register
+class QuantizeRequested(StepRequested):
+    TYPE = "quantize.requested"
+
+
+@register
+class PruneRequested(StepRequested):
+    TYPE = "prune.requested"
+
+
+@register
+class LoraRequested(StepRequested):
+    TYPE = "lora.requested"
+
+
+STEP_REQUESTS: dict[str, type[StepRequested]] = {
+    "quantize": QuantizeRequested,
+    "prune": PruneRequested,
+    "lora": LoraRequested,
+}
 
 
 @register

@@ -17,17 +17,36 @@ class Artifact(BaseModel):
     sha256: str
 
 
-@register
-class QuantizeCompleted(EventData):
-    TYPE = "quantize.completed"
+class StepCompleted(EventData):
+    """A compression step's output artifact and what the step itself cost."""
+
     job_id: str
     episode: int
+    step: int = 0
     method: str
     params: dict[str, Any]
     artifact: Artifact
     bits_per_weight: float | None
     wall_s: float
     peak_rss_mb: float
+    metrics: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="Step-specific: sparsity, train loss, whether an adapter was merged, ..."
+    )
+
+
+@register
+class QuantizeCompleted(StepCompleted):
+    TYPE = "quantize.completed"
+
+
+@register
+class PruneCompleted(StepCompleted):
+    TYPE = "prune.completed"
+
+
+@register
+class LoraCompleted(StepCompleted):
+    TYPE = "lora.completed"
 
 
 class Latency(BaseModel):

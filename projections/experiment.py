@@ -14,8 +14,8 @@ from greenai.events.experiment import (
     RunRequested,
     SpecInferred,
 )
-from greenai.events.jobs import EvaluateRequested, EventRejected, JobFailed, JobStarted, QuantizeRequested
-from greenai.events.results import EvaluateCompleted, QuantizeCompleted
+from greenai.events.jobs import EvaluateRequested, EventRejected, JobFailed, JobStarted, StepRequested
+from greenai.events.results import EvaluateCompleted, StepCompleted
 
 
 @dataclass
@@ -23,12 +23,24 @@ class EpisodeState:
     number: int
     decision: EpisodeDecided
     decision_event: Envelope
-    quantize_request: QuantizeRequested | None = None
-    quantized: QuantizeCompleted | None = None
+    requests: dict[int, StepRequested] = field(default_factory=dict)
+    completed: dict[int, StepCompleted] = field(default_factory=dict)
     evaluate_request: EvaluateRequested | None = None
     evaluated: EvaluateCompleted | None = None
     failure: JobFailed | None = None
     attempts: int = 0
+
+    @property
+    def next_step(self) -> int | None:
+        """The first step without a completion: where a crashed pipeline resumes."""
+        for i in range(len(self.decision.steps)):
+            if i not in self.completed:
+                return i
+        return None
+
+    @property
+    def final_artifact(self) -> StepCompleted | None:
+        return self.completed.get(len(self.decision.steps) - 1) if self.decision.steps else None
 
     @property
     def status(self) -> str:
@@ -38,11 +50,10 @@ class EpisodeState:
             return "evaluated"
         if self.evaluate_request is not None:
             return "evaluating"
-        if self.quantized is not None:
-            return "quantized"
-        if self.quantize_request is not None:
-            return "quantizing"
-        return "decided"
+        step = self.next_step
+        if step is None:
+            return "compressed"
+        return f"step {step + 1}/{len(self.decision.steps)} {'running' if step in self.requests else 'pending'}"
 
     @property
     def finished(self) -> bool:
@@ -83,7 +94,7 @@ class ExperimentState:
 
     def episode_of_job(self, job_id: str) -> EpisodeState | None:
         for ep in self.episodes.values():
-            if (ep.quantize_request and ep.quantize_request.job_id == job_id) or (
+            if any(r.job_id == job_id for r in ep.requests.values()) or (
                 ep.evaluate_request and ep.evaluate_request.job_id == job_id
             ):
                 return ep
@@ -107,10 +118,10 @@ def apply(state: ExperimentState, env: Envelope) -> None:
         state.spec = data.spec
     elif isinstance(data, EpisodeDecided) and data.episode not in state.episodes:
         state.episodes[data.episode] = EpisodeState(data.episode, data, env)
-    elif isinstance(data, QuantizeRequested) and data.episode in state.episodes:
-        state.episodes[data.episode].quantize_request = data
-    elif isinstance(data, QuantizeCompleted) and data.episode in state.episodes:
-        state.episodes[data.episode].quantized = data
+    elif isinstance(data, StepRequested) and data.episode in state.episodes:
+        state.episodes[data.episode].requests.setdefault(data.step, data)
+    elif isinstance(data, StepCompleted) and data.episode in state.episodes:
+        state.episodes[data.episode].completed.setdefault(data.step, data)
     elif isinstance(data, EvaluateRequested):
         if data.episode == 0:
             state.baseline.request = data

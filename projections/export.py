@@ -66,13 +66,17 @@ def write_experiment_folder(
     for n, ep in sorted(state.episodes.items()):
         _write(
             folder / f"episode_{n:03d}" / "strategy.json",
-            {"decision": _m(ep.decision), "decided_by": ep.decision_event.producer, "job": _m(ep.quantize_request)},
+            {
+                "decision": _m(ep.decision),
+                "decided_by": ep.decision_event.producer,
+                "jobs": [_m(r) for _, r in sorted(ep.requests.items())],
+            },
         )
         _write(
             folder / f"episode_{n:03d}" / "results.json",
             {
                 "status": ep.status,
-                "quantization": _m(ep.quantized),
+                "steps": [_m(c) for _, c in sorted(ep.completed.items())],
                 "evaluation": _m(ep.evaluated),
                 "failure": _m(ep.failure),
             },

@@ -14,7 +14,7 @@ from typing import Any
 
 from greenai.events import Envelope
 from greenai.events.experiment import EpisodeDecided, SpecInferred
-from greenai.events.jobs import JobFailed, QuantizeRequested
+from greenai.events.jobs import JobFailed, StepRequested
 from greenai.events.results import EvaluateCompleted
 from pydantic import BaseModel, ConfigDict
 
@@ -91,13 +91,13 @@ def skill_memory(events: Iterable[Envelope]) -> SkillMemory:
         exp, data = env.experiment_id, env.data
         if isinstance(data, SpecInferred):
             family[exp] = data.spec.family
-        elif isinstance(data, EpisodeDecided) and data.action != "end" and data.method:
+        elif isinstance(data, EpisodeDecided) and data.action == "compress" and data.method:
             if (exp, data.episode) not in episodes:
                 episodes[(exp, data.episode)] = (data.method, params_key(data.params))
                 s = slot(exp, data.episode)
                 if s is not None:
                     s.trials += 1
-        elif isinstance(data, QuantizeRequested):
+        elif isinstance(data, StepRequested):
             jobs[(exp, data.job_id)] = data.episode
         elif isinstance(data, JobFailed) and data.final and (exp, data.job_id) in jobs:
             episode = jobs[(exp, data.job_id)]

@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from greenai.events import Envelope, new_event
-from greenai.events.experiment import EpisodeDecided, ModelSpec, RunRequested, SpecInferred
-from greenai.events.jobs import ArtifactRef, EvaluateRequested, JobFailed, QuantizeRequested
-from greenai.events.results import Artifact, Energy, EvaluateCompleted, Latency, QuantizeCompleted
+from greenai.events.experiment import EpisodeDecided, ModelSpec, RunRequested, SpecInferred, Step
+from greenai.events.jobs import STEP_REQUESTS, ArtifactRef, EvaluateRequested, JobFailed
+from greenai.events.results import (
+    Artifact,
+    Energy,
+    EvaluateCompleted,
+    Latency,
+    LoraCompleted,
+    PruneCompleted,
+    QuantizeCompleted,
+)
 
 SPEC = ModelSpec(
     model="m", source="local", location="/m", architecture="LlamaForCausalLM", family="llama",
@@ -27,40 +35,48 @@ def spec(exp: str = "e") -> Envelope:
 
 
 def decided(exp: str, n: int, method: str = "autoround", params: dict[str, Any] | None = None) -> Envelope:
+    step = Step(kind="quantize", method=method, params={"bits": 4} if params is None else params)
     return new_event(
-        exp,
-        EpisodeDecided(
-            episode=n,
-            action="quantize",
-            method=method,
-            params={"bits": 4} if params is None else params,
-            policy="grid",
-            rationale="r",
-        ),
-        producer="t",
+        exp, EpisodeDecided(episode=n, action="compress", steps=[step], policy="grid", rationale="r"), producer="t"
     )
 
 
-def quantize_requested(exp: str, n: int) -> Envelope:
+def pipeline(exp: str, n: int, steps: list[Step]) -> Envelope:
     return new_event(
-        exp,
-        QuantizeRequested(
-            job_id=f"{exp}-ep{n}-quantize", episode=n, source=ArtifactRef(kind="base", model="m"), method="autoround"
-        ),
-        producer="t",
+        exp, EpisodeDecided(episode=n, action="compress", steps=steps, policy="grid", rationale="r"), producer="t"
     )
 
 
-def quantized(exp: str, n: int, size: int = 1000) -> Envelope:
+def step_requested(exp: str, n: int, step: int = 0, kind: str = "quantize") -> Envelope:
+    data = STEP_REQUESTS[kind](
+        job_id=f"{exp}-ep{n}-s{step}-{kind}",
+        episode=n,
+        step=step,
+        source=ArtifactRef(kind="base", model="m"),
+        method="x",
+    )
+    return new_event(exp, data, producer="t")
+
+
+def step_completed(exp: str, n: int, step: int = 0, kind: str = "quantize", size: int = 1000) -> Envelope:
+    cls = {"quantize": QuantizeCompleted, "prune": PruneCompleted, "lora": LoraCompleted}[kind]
     return new_event(
         exp,
-        QuantizeCompleted(
-            job_id=f"{exp}-ep{n}-quantize", episode=n, method="autoround", params={"bits": 4},
-            artifact=Artifact(path=f"/a/{n}", bytes=size, sha256="h"),
+        cls(
+            job_id=f"{exp}-ep{n}-s{step}-{kind}", episode=n, step=step, method="autoround", params={"bits": 4},
+            artifact=Artifact(path=f"/a/{n}/{step}", bytes=size, sha256="h"),
             bits_per_weight=4.5, wall_s=1.0, peak_rss_mb=10.0,
         ),
         producer="t",
     )  # fmt: skip
+
+
+def quantize_requested(exp: str, n: int) -> Envelope:
+    return step_requested(exp, n)
+
+
+def quantized(exp: str, n: int, size: int = 1000) -> Envelope:
+    return step_completed(exp, n, size=size)
 
 
 def evaluate_requested(exp: str, n: int) -> Envelope:

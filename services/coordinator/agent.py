@@ -29,7 +29,14 @@ from nats.js import api
 from nats.js.errors import NotFoundError
 
 AGENT = "coordinator"
-TRIGGERS = ("run.requested", "quantize.completed", "evaluate.completed", "job.failed")
+TRIGGERS = (
+    "run.requested",
+    "quantize.completed",
+    "prune.completed",
+    "lora.completed",
+    "evaluate.completed",
+    "job.failed",
+)
 DURABLE = "coordinator"
 
 

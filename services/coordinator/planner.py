@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from greenai.events import EventData
 from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed
-from greenai.events.jobs import ArtifactRef, EvaluateRequested, QuantizeRequested
+from greenai.events.jobs import STEP_REQUESTS, ArtifactRef, EvaluateRequested
 from greenai.projections.experiment import ExperimentState
 from greenai.services.coordinator.policies.base import Decision
 
@@ -60,25 +60,36 @@ def plan(state: ExperimentState, decision: Decision | None = None, policy_name: 
             )
         )
     for n, ep in sorted(state.episodes.items()):
-        if ep.decision.action != "quantize" or ep.failure is not None:
+        if ep.decision.action != "compress" or ep.failure is not None:
             continue
-        if ep.quantize_request is None:
-            out.append(
-                Planned(
-                    f"episode:{n}:quantize",
-                    QuantizeRequested(
-                        job_id=f"{exp}-ep{n}-quantize",
-                        episode=n,
-                        source=ArtifactRef(kind="base", model=run.model),
-                        method=ep.decision.method or "",
-                        params=dict(ep.decision.params),
-                        calibration_samples=run.calibration_samples,
-                        calibration_seq_len=run.calibration_seq_len,
-                        seed=run.seed,
-                    ),
+        step = ep.next_step
+        if step is not None:
+            if step in ep.requests:
+                continue  # running
+            spec = ep.decision.steps[step]
+            previous = ep.completed.get(step - 1)
+            source = (
+                ArtifactRef(kind="base", model=run.model)
+                if previous is None
+                else ArtifactRef(
+                    kind="artifact", model=run.model, path=previous.artifact.path, sha256=previous.artifact.sha256
                 )
             )
-        elif ep.quantized is not None and ep.evaluate_request is None:
+            request = STEP_REQUESTS[spec.kind](
+                job_id=f"{exp}-ep{n}-s{step}-{spec.kind}",
+                episode=n,
+                step=step,
+                source=source,
+                method=spec.method,
+                params=dict(spec.params),
+                calibration_samples=run.calibration_samples,
+                calibration_seq_len=run.calibration_seq_len,
+                seed=run.seed,
+            )
+            out.append(Planned(f"episode:{n}:step:{step}", request))
+        elif ep.evaluate_request is None:
+            final = ep.final_artifact
+            assert final is not None
             out.append(
                 Planned(
                     f"episode:{n}:evaluate",
@@ -86,10 +97,7 @@ def plan(state: ExperimentState, decision: Decision | None = None, policy_name: 
                         job_id=f"{exp}-ep{n}-evaluate",
                         episode=n,
                         target=ArtifactRef(
-                            kind="artifact",
-                            model=run.model,
-                            path=ep.quantized.artifact.path,
-                            sha256=ep.quantized.artifact.sha256,
+                            kind="artifact", model=run.model, path=final.artifact.path, sha256=final.artifact.sha256
                         ),
                         task=run.dataset,
                         limit=run.limit,
@@ -105,16 +113,15 @@ def plan(state: ExperimentState, decision: Decision | None = None, policy_name: 
                     f"episode:{n}:decided",
                     EpisodeDecided(
                         episode=n,
-                        action="end" if decision.action == "end" else "quantize",
-                        method=decision.method,
-                        params=dict(decision.params),
+                        action=decision.action,
+                        steps=list(decision.steps),
                         policy=policy_name,
                         rationale=decision.rationale,
                     ),
                 )
             )
     elif not any(not ep.finished for ep in state.episodes.values()) and state.baseline.finished and not out:
-        ran = sum(1 for ep in state.episodes.values() if ep.decision.action == "quantize")
+        ran = sum(1 for ep in state.episodes.values() if ep.decision.action == "compress")
         ended = any(ep.decision.action == "end" for ep in state.episodes.values())
         reason = "policy chose to end" if ended else f"{run.episodes} episode(s) run"
         out.append(Planned("completed", ExperimentCompleted(reason=reason, episodes_run=ran)))

@@ -73,6 +73,7 @@ class QuantizationAgent:
             QuantizeCompleted(
                 job_id=job.job_id,
                 episode=job.episode,
+                step=job.step,
                 method=job.method,
                 params=config.model_dump(),
                 artifact=Artifact(path=str(target), bytes=out["bytes"], sha256=out["sha256"]),

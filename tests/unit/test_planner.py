@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+import pytest
 from greenai.events import Envelope, new_event
-from greenai.events.experiment import ExperimentCompleted, ExperimentFailed
-from greenai.events.jobs import EvaluateRequested, QuantizeRequested
+from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed, Step
+from greenai.events.jobs import EvaluateRequested, LoraRequested, PruneRequested, QuantizeRequested
 from greenai.projections.experiment import fold_experiment
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.planner import plan, wants_decision
 from greenai.services.coordinator.policies.base import Decision
 from greenai.services.coordinator.policies.grid import GRID, GridPolicy
+from pydantic import ValidationError
 
 from tests import factories as f
 
-QUANT = Decision("quantize", "autoround", {"bits": 4}, "because")
+QUANT = Decision.single("quantize", "autoround", {"bits": 4}, "because")
 
 
 def keys(events: list[Envelope], decision: Decision | None = None) -> list[str]:
@@ -31,14 +33,14 @@ def test_first_step_requests_the_baseline_and_a_decision() -> None:
 def test_a_decision_becomes_a_job_then_an_evaluation() -> None:
     events = [f.run(), f.spec(), f.evaluate_requested("e", 0), f.decided("e", 1)]
     planned = plan(fold_experiment("e", events), None, "grid")
-    assert [p.key for p in planned] == ["episode:1:quantize"]
+    assert [p.key for p in planned] == ["episode:1:step:0"]
     assert isinstance(planned[0].data, QuantizeRequested)
     events += [f.quantize_requested("e", 1), f.quantized("e", 1)]
     planned = plan(fold_experiment("e", events), None, "grid")
     assert [p.key for p in planned] == ["episode:1:evaluate"]
     data = planned[0].data
     assert isinstance(data, EvaluateRequested)
-    assert data.target.kind == "artifact" and data.target.path == "/a/1"
+    assert data.target.kind == "artifact" and data.target.path == "/a/1/0"
 
 
 def test_one_episode_at_a_time_and_completion_after_the_last() -> None:
@@ -66,7 +68,7 @@ def test_a_failed_episode_lets_the_run_move_on() -> None:
         f.evaluate_requested("e", 0),
         f.decided("e", 1),
         f.quantize_requested("e", 1),
-        f.failed("e", "e-ep1-quantize", 1),
+        f.failed("e", "e-ep1-s0-quantize", 1),
     ]
     assert keys(events, QUANT) == ["episode:2:decided"]
 
@@ -83,13 +85,64 @@ def test_a_closed_experiment_plans_nothing() -> None:
     assert keys([f.run(), f.spec(), closed], QUANT) == []
 
 
+def test_a_pipeline_runs_its_steps_in_order_on_each_others_output() -> None:
+    steps = [
+        Step(kind="prune", method="wanda", params={"sparsity": 0.5}),
+        Step(kind="quantize", method="autoround", params={"bits": 4}),
+        Step(kind="lora", method="lora", params={"steps": 10}),
+    ]
+    events = [f.run(), f.spec(), f.evaluate_requested("e", 0), f.pipeline("e", 1, steps)]
+    planned = plan(fold_experiment("e", events), None, "grid")
+    assert [p.key for p in planned] == ["episode:1:step:0"]
+    first = planned[0].data
+    assert isinstance(first, PruneRequested) and first.source.kind == "base" and first.method == "wanda"
+
+    events += [f.step_requested("e", 1, 0, "prune")]
+    assert keys(events) == []  # step 1 is running
+    events += [f.step_completed("e", 1, 0, "prune")]
+    (second,) = plan(fold_experiment("e", events), None, "grid")
+    assert isinstance(second.data, QuantizeRequested)
+    assert second.data.step == 1 and second.data.source.path == "/a/1/0"
+
+    # A coordinator that crashed here resumes at the first step without a completion, and only there.
+    events += [f.step_requested("e", 1, 1), f.step_completed("e", 1, 1)]
+    (third,) = plan(fold_experiment("e", events), None, "grid")
+    assert isinstance(third.data, LoraRequested) and third.data.source.path == "/a/1/1"
+    events += [f.step_requested("e", 1, 2, "lora"), f.step_completed("e", 1, 2, "lora")]
+    (evaluate,) = plan(fold_experiment("e", events), None, "grid")
+    assert isinstance(evaluate.data, EvaluateRequested) and evaluate.data.target.path == "/a/1/2"
+
+
+def test_a_failed_step_fails_the_episode_and_the_rest_never_runs() -> None:
+    steps = [Step(kind="prune", method="wanda"), Step(kind="quantize", method="autoround")]
+    events = [
+        f.run(),
+        f.spec(),
+        f.evaluate_requested("e", 0),
+        f.pipeline("e", 1, steps),
+        f.step_requested("e", 1, 0, "prune"),
+    ]
+    events.append(f.failed("e", "e-ep1-s0-prune", 1))
+    state = fold_experiment("e", events)
+    assert state.episodes[1].status == "failed"
+    assert keys(events, QUANT) == ["episode:2:decided"]
+
+
+def test_decisions_must_be_consistent() -> None:
+    with pytest.raises(ValidationError):
+        EpisodeDecided(episode=1, action="compress", steps=[], policy="p", rationale="r")
+    with pytest.raises(ValidationError):
+        EpisodeDecided(episode=1, action="end", steps=[Step(kind="prune", method="wanda")], policy="p", rationale="r")
+
+
 def test_grid_policy_walks_the_grid_skipping_what_was_tried() -> None:
     policy = GridPolicy()
     state = fold_experiment("e", [f.run(), f.spec()])
     first = policy.decide(state, SkillMemory(skills=[]))
-    assert (first.method, first.params) == (GRID[0][0], GRID[0][1])
-    state = fold_experiment("e", [f.run(), f.spec(), f.decided("e", 1, GRID[0][0], dict(GRID[0][1]))])
+    assert first.steps == GRID[0].steps
+    state = fold_experiment("e", [f.run(), f.spec(), f.pipeline("e", 1, list(GRID[0].steps))])
     second = policy.decide(state, SkillMemory(skills=[]))
-    assert (second.method, second.params) == (GRID[1][0], GRID[1][1])
-    events = [f.run(), f.spec()] + [f.decided("e", i + 1, m, dict(p)) for i, (m, p, _) in enumerate(GRID)]
+    assert second.steps == GRID[1].steps
+    events = [f.run(), f.spec()] + [f.pipeline("e", i + 1, list(d.steps)) for i, d in enumerate(GRID)]
     assert policy.decide(fold_experiment("e", events), SkillMemory(skills=[])).action == "end"
+    assert any(len(d.steps) == 3 for d in GRID), "the grid explores a prune → quantize → LoRA pipeline"

@@ -42,11 +42,11 @@ def test_pareto_front_is_a_pure_function_of_the_events() -> None:
 
 def test_experiment_state_follows_an_episode_through_its_life() -> None:
     events = [f.run(), f.spec(), f.decided("e", 1)]
-    assert fold_experiment("e", events).episodes[1].status == "decided"
+    assert fold_experiment("e", events).episodes[1].status == "step 1/1 pending"
     events.append(f.quantize_requested("e", 1))
-    assert fold_experiment("e", events).episodes[1].status == "quantizing"
+    assert fold_experiment("e", events).episodes[1].status == "step 1/1 running"
     events.append(f.quantized("e", 1))
-    assert fold_experiment("e", events).episodes[1].status == "quantized"
+    assert fold_experiment("e", events).episodes[1].status == "compressed"
     events.append(f.evaluate_requested("e", 1))
     events.append(f.evaluated("e", 1, 0.5, 10, 10, 10))
     state = fold_experiment("e", events)
@@ -60,10 +60,10 @@ def test_a_non_final_failure_leaves_the_episode_running() -> None:
         f.spec(),
         f.decided("e", 1),
         f.quantize_requested("e", 1),
-        f.failed("e", "e-ep1-quantize", 1, final=False),
+        f.failed("e", "e-ep1-s0-quantize", 1, final=False),
     ]
-    assert fold_experiment("e", events).episodes[1].status == "quantizing"
-    events.append(f.failed("e", "e-ep1-quantize", 1, final=True))
+    assert fold_experiment("e", events).episodes[1].status == "step 1/1 running"
+    events.append(f.failed("e", "e-ep1-s0-quantize", 1, final=True))
     assert fold_experiment("e", events).episodes[1].status == "failed"
 
 
@@ -81,7 +81,7 @@ def test_skill_memory_aggregates_across_experiments_relative_to_each_baseline() 
         f.spec("c"),
         f.decided("c", 1, params={"bits": 2}),
         f.quantize_requested("c", 1),
-        f.failed("c", "c-ep1-quantize", 1),
+        f.failed("c", "c-ep1-s0-quantize", 1),
     ]
     memory = skill_memory(events)
     by_bits = {s.params["bits"]: s for s in memory.skills}

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
+from greenai.events.experiment import Step, StepKind
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
 
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # "quantize" | "end"
-    method: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
+    action: Literal["compress", "end"]
+    steps: tuple[Step, ...] = ()
     rationale: str = ""
+
+    @classmethod
+    def single(cls, kind: StepKind, method: str, params: dict[str, Any], rationale: str) -> Decision:
+        return cls("compress", (Step(kind=kind, method=method, params=params),), rationale)
 
 
 class Policy(ABC):
