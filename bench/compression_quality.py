@@ -1,4 +1,5 @@
-"""Compression quality on the real model: every quantization method that runs here, on SmolLM2-135M.
+"""Compression quality on the real model: every quantization and pruning method that runs here, and
+LoRA recovery, on SmolLM2-135M.
 
 For each method and setting: WikiText-2 perplexity (evaluation half of ../shared/data/wikitext2),
 ARC-Easy accuracy (lm-eval, first --arc-limit items), size on disk, CPU decode ms/token, peak
@@ -21,28 +22,41 @@ from typing import Any
 
 from greenai.services.evaluation.job import evaluate_folder
 from greenai.services.evaluation.perplexity import wikitext_perplexity
+from greenai.services.lora.job import lora_to_folder
+from greenai.services.pruning.job import prune_to_folder
 from greenai.services.quantization.job import quantize_to_folder
 from greenai.shared.jobs import run_in_child
 from greenai.shared.model_io import folder_bytes, materialize, resolve_model
 
-SETTINGS: list[tuple[str, str, dict[str, Any]]] = [
-    ("float32", "baseline", {}),
-    ("bfloat16", "baseline", {}),
-    ("AutoRound W8 g64 RTN", "autoround", {"bits": 8, "group_size": 64}),
-    ("AutoRound W4 g64 RTN", "autoround", {"bits": 4, "group_size": 64}),
-    ("AutoRound W3 g64 RTN", "autoround", {"bits": 3, "group_size": 64}),
-    ("AutoRound W2 g64 RTN", "autoround", {"bits": 2, "group_size": 64}),
-    ("GPTQ W8 g64", "gptq", {"bits": 8, "group_size": 64}),
-    ("GPTQ W4 g64", "gptq", {"bits": 4, "group_size": 64}),
-    ("GPTQ W4 g64 act-order", "gptq", {"bits": 4, "group_size": 64, "act_order": True}),
-    ("AWQ W4 g64", "awq", {"group_size": 64}),
-    ("bitsandbytes LLM.int8", "bnb_int8", {}),
-    ("bitsandbytes NF4", "bnb_4bit", {"quant_type": "nf4"}),
-    ("torchao int8 dynamic act + weight", "torchao_int8", {"scheme": "dynamic"}),
-    ("torchao int8 weight-only", "torchao_int8", {"scheme": "weight_only"}),
+Steps = list[tuple[str, str, dict[str, Any]]]  # (kind, method, params), run in order
+
+SETTINGS: list[tuple[str, Steps]] = [
+    ("float32", []),
+    ("bfloat16", []),
+    ("AutoRound W8 g64 RTN", [("quantize", "autoround", {"bits": 8, "group_size": 64})]),
+    ("AutoRound W4 g64 RTN", [("quantize", "autoround", {"bits": 4, "group_size": 64})]),
+    ("GPTQ W4 g64", [("quantize", "gptq", {"bits": 4, "group_size": 64})]),
+    ("AWQ W4 g64", [("quantize", "awq", {"group_size": 64})]),
+    ("bitsandbytes LLM.int8", [("quantize", "bnb_int8", {})]),
+    ("bitsandbytes NF4", [("quantize", "bnb_4bit", {"quant_type": "nf4"})]),
+    ("torchao int8 dynamic act + weight", [("quantize", "torchao_int8", {"scheme": "dynamic"})]),
+    ("magnitude 50 %", [("prune", "magnitude", {"sparsity": 0.5})]),
+    ("Wanda 50 %", [("prune", "wanda", {"sparsity": 0.5})]),
+    ("SparseGPT 50 %", [("prune", "sparsegpt", {"sparsity": 0.5})]),
+    ("Wanda 2:4", [("prune", "wanda", {"pattern": "2:4"})]),
+    ("SparseGPT 2:4", [("prune", "sparsegpt", {"pattern": "2:4"})]),
+    ("drop 4 of 30 layers", [("prune", "layer_drop", {"layers": 4})]),
+    ("MLP channels −25 %", [("prune", "mlp_channels", {"ratio": 0.25})]),
+    ("Wanda 50 % + LoRA 50 steps", [("prune", "wanda", {"sparsity": 0.5}), ("lora", "lora", {"steps": 50})]),
+    ("drop 4 layers + LoRA 50 steps", [("prune", "layer_drop", {"layers": 4}), ("lora", "lora", {"steps": 50})]),
 ]
-SLOW: list[tuple[str, str, dict[str, Any]]] = [
-    ("AutoRound W4 g64, 50 iterations", "autoround", {"bits": 4, "group_size": 64, "iters": 50}),
+SLOW: list[tuple[str, Steps]] = [
+    ("AutoRound W3 g64 RTN", [("quantize", "autoround", {"bits": 3, "group_size": 64})]),
+    ("AutoRound W2 g64 RTN", [("quantize", "autoround", {"bits": 2, "group_size": 64})]),
+    ("GPTQ W4 g64 act-order", [("quantize", "gptq", {"bits": 4, "group_size": 64, "act_order": True})]),
+    ("torchao int8 weight-only", [("quantize", "torchao_int8", {"scheme": "weight_only"})]),
+    ("AutoRound W4 g64, 50 iterations", [("quantize", "autoround", {"bits": 4, "group_size": 64, "iters": 50})]),
+    ("magnitude 50 % + LoRA 200 steps", [("prune", "magnitude", {"sparsity": 0.5}), ("lora", "lora", {"steps": 200})]),
 ]
 
 
@@ -55,34 +69,58 @@ def save_bfloat16(source: str, target: str) -> None:
 
 
 def measure(folder: str, data_dir: str, ppl_tokens: int, arc_limit: int, cache_dir: str) -> dict[str, Any]:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     ppl, tokens = wikitext_perplexity(model, tokenizer, Path(data_dir), max_tokens=ppl_tokens)
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    total = sum(m.weight.numel() for m in linears)
+    sparsity = sum(int((m.weight == 0).sum()) for m in linears) / total if total else 0.0
     del model
     result = evaluate_folder(folder, "arc_easy", data_dir, arc_limit, 0, cache_dir)
-    return {"ppl": ppl, "ppl_tokens": tokens, "dtype": dtype, **result}
+    return {"ppl": ppl, "ppl_tokens": tokens, "dtype": dtype, "sparsity": round(sparsity, 3), **result}
 
 
-async def one(label: str, method: str, params: dict[str, Any], base: Path, args: argparse.Namespace) -> dict[str, Any]:
+async def run_step(
+    kind: str, method: str, params: dict[str, Any], source: Path, target: Path, data_dir: Path
+) -> tuple[float, float]:
+    if target.exists():
+        return 0.0, 0.0
+    if kind == "quantize":
+        done = await run_in_child(
+            quantize_to_folder, method, params, str(source), str(target), str(data_dir), 128, 512, 0, "cpu"
+        )
+    elif kind == "prune":
+        done = await run_in_child(
+            prune_to_folder, method, params, str(source), str(target), str(data_dir), 64, 512, 0, "cpu"
+        )
+    else:
+        done = await run_in_child(lora_to_folder, method, params, str(source), str(target), str(data_dir), 32, 0, "cpu")
+    return done.wall_s, done.peak_rss_mb
+
+
+async def one(label: str, steps: Steps, base: Path, args: argparse.Namespace) -> dict[str, Any]:
     slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     cached = args.work_dir / "results" / f"{slug}.json"
     if cached.exists():
         return dict(json.loads(cached.read_text()))
     folder = args.work_dir / "artifacts" / slug
-    row: dict[str, Any] = {"label": label, "method": method, "params": params}
+    row: dict[str, Any] = {"label": label, "steps": steps}
     if label == "float32":
         folder = base
     elif label == "bfloat16":
         if not folder.exists():
             await run_in_child(save_bfloat16, str(base), str(folder))
     else:
-        done = await run_in_child(
-            quantize_to_folder, method, params, str(base), str(folder), str(args.data_dir), 128, 512, 0, "cpu"
-        )
-        row.update(quantize_s=round(done.wall_s, 1), quantize_peak_mb=round(done.peak_rss_mb))
+        source, wall, peak = base, 0.0, 0.0
+        for i, (kind, method, params) in enumerate(steps):
+            target = folder if i == len(steps) - 1 else folder.with_name(f"{slug}-step{i}")
+            step_wall, step_peak = await run_step(kind, method, params, source, target, args.data_dir)
+            wall, peak, source = wall + step_wall, max(peak, step_peak), target
+        row.update(quantize_s=round(wall, 1), quantize_peak_mb=round(peak))
     measured = await run_in_child(
         measure, str(folder), str(args.data_dir), args.ppl_tokens, args.arc_limit, str(args.work_dir / "cache")
     )
@@ -98,6 +136,7 @@ async def one(label: str, method: str, params: dict[str, Any], base: Path, args:
         prefill_ms=m["latency"]["prefill_ms_per_token"],
         eval_peak_mb=round(measured.peak_rss_mb),
         dtype=m["dtype"],
+        sparsity=m["sparsity"],
     )
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(row, indent=2))
@@ -111,15 +150,15 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"WikiText-2 evaluation half in 512-token windows. ARC-Easy: lm-eval `acc`, first {args.arc_limit} items, Wilson 95 % "
         "interval. Decode: median ms/token with KV cache, 1 thread. Quantization: wall time and peak RSS of its process.",
         "",
-        "| setting | ppl | Δppl | ARC-Easy acc [95% CI] | size MiB | decode ms/token | vs fp32 | quantize s | quantize peak MiB | runs in |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | ppl | Δppl | ARC-Easy acc [95% CI] | size MiB | linear-weight zeros | decode ms/token | speed vs fp32 | compress s | compress peak MiB | runs in |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         dppl = f"{100 * (r['ppl'] / base['ppl'] - 1):+.1f} %" if base else "-"
         speed = f"{base['decode_ms'] / r['decode_ms']:.2f}x" if base else "-"
         lines.append(
             f"| {r['label']} | {r['ppl']:.2f} | {dppl} | {r['acc']:.3f} [{r['acc_ci'][0]:.2f}, {r['acc_ci'][1]:.2f}] | "
-            f"{r['size_mib']:.1f} | {r['decode_ms']:.1f} | {speed} | {r.get('quantize_s', '-')} | {r.get('quantize_peak_mb', '-')} | {r['dtype']} |"
+            f"{r['size_mib']:.1f} | {r.get('sparsity', 0):.0%} | {r['decode_ms']:.1f} | {speed} | {r.get('quantize_s', '-')} | {r.get('quantize_peak_mb', '-')} | {r['dtype']} |"
         )
     return "\n".join(lines)
 
@@ -142,11 +181,11 @@ async def main(args: argparse.Namespace) -> None:
     chosen = SETTINGS + (SLOW if args.slow else [])
     if args.only:
         keep = set(args.only.split(","))
-        chosen = [s for s in chosen if s[1] in keep or s[1] == "baseline"]
+        chosen = [s for s in chosen if not s[1] or any(m in keep for _, m, _ in s[1])]
     rows = []
-    for label, method, params in chosen:
+    for label, steps in chosen:
         try:
-            rows.append(await one(label, method, params, base, args))
+            rows.append(await one(label, steps, base, args))
             print(f"done: {label}", flush=True)
         except Exception as exc:  # a method that fails here is reported, the others still run
             print(f"FAILED: {label}: {type(exc).__name__}: {exc}", flush=True)
@@ -160,9 +199,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--work-dir", type=Path, default=Path("build/bench-compression"))
-    parser.add_argument("--ppl-tokens", type=int, default=16384)
-    parser.add_argument("--arc-limit", type=int, default=200)
+    parser.add_argument("--ppl-tokens", type=int, default=4096)
+    parser.add_argument("--arc-limit", type=int, default=100)
     parser.add_argument("--only", help="comma-separated method names (baselines always run)")
-    parser.add_argument("--slow", action="store_true", help="also AutoRound with 50 tuning iterations (~20 min here)")
+    parser.add_argument("--slow", action="store_true", help="also W3/W2, tuned AutoRound (~20 min) and 200-step LoRA")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only; leave RESULTS.md alone")
     asyncio.run(main(parser.parse_args()))

@@ -14,7 +14,7 @@ from greenai.shared.config import Settings
 from greenai.shared.logging import configure_logging, get_logger
 from greenai.shared.runtime import JobWorker, install_stop_signals
 
-AGENTS = ("coordinator", "quantization", "evaluation")
+AGENTS = ("coordinator", "quantization", "pruning", "lora", "evaluation")
 
 
 async def serve_agent(name: str, settings: Settings) -> None:
@@ -34,6 +34,14 @@ async def serve_agent(name: str, settings: Settings) -> None:
                 from greenai.services.quantization.agent import QuantizationAgent
 
                 spec = QuantizationAgent(settings).spec()
+            elif name == "pruning":
+                from greenai.services.pruning.agent import PruningAgent
+
+                spec = PruningAgent(settings).spec()
+            elif name == "lora":
+                from greenai.services.lora.agent import LoraAgent
+
+                spec = LoraAgent(settings).spec()
             elif name == "evaluation":
                 from greenai.services.evaluation.agent import EvaluationAgent
 

@@ -16,7 +16,7 @@ import typer
 from greenai.cli.agents import AGENTS, run_agent, spawn_agent, stop_all
 from greenai.cli.render import describe, front_table
 from greenai.events import new_event
-from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed, RunRequested
+from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed, RunRequested, Step
 from greenai.events.results import EvaluateCompleted
 from greenai.events.subjects import check_experiment_id, experiment_filter
 from greenai.projections.experiment import fold_experiment
@@ -27,6 +27,7 @@ from greenai.shared.bus import Bus, ensure_nats, open_store
 from greenai.shared.config import ConfigError, Settings, load_settings
 from greenai.shared.eventstore import ConcurrencyError, EventStore, StoredEvent
 from greenai.shared.logging import configure_logging
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -65,7 +66,10 @@ def run(
     dataset: Annotated[str, typer.Option(help="Target benchmark.")] = "arc_easy",
     episodes: Annotated[int, typer.Option(min=1)] = 3,
     limit: Annotated[int | None, typer.Option(help="Benchmark items per evaluation (default: all).")] = None,
-    policy: Annotated[str, typer.Option(help="Decision policy.")] = "grid",
+    policy: Annotated[str, typer.Option(help="Decision policy: grid, or plan (with --plan).")] = "grid",
+    plan: Annotated[
+        Path | None, typer.Option(help="JSON file: a list of episodes, each a list of {kind, method, params} steps.")
+    ] = None,
     seed: int = 0,
     name: Annotated[str | None, typer.Option(help="Experiment id (default: generated).")] = None,
     agents: Annotated[
@@ -86,7 +90,17 @@ def run(
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    request = RunRequested(model=model, dataset=dataset, episodes=episodes, policy=policy, limit=limit, seed=seed)
+    steps = None
+    if plan is not None:
+        try:
+            steps = TypeAdapter(list[list[Step]]).validate_json(plan.read_text())
+        except (OSError, ValidationError) as exc:
+            console.print(f"[red]bad plan file {plan}:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        policy, episodes = "plan", len(steps)
+    request = RunRequested(
+        model=model, dataset=dataset, episodes=episodes, policy=policy, limit=limit, seed=seed, plan=steps
+    )
     bus = ensure_nats(settings)
     spawn = agents if agents is not None else bus.embedded is not None
     procs: dict[str, subprocess.Popen[bytes]] = {}

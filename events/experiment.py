@@ -8,6 +8,18 @@ from greenai.events.envelope import EventData
 from greenai.events.registry import register
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+StepKind = Literal["quantize", "prune", "lora"]
+
+
+class Step(BaseModel):
+    """One compression step; an episode runs its steps in order, each on the previous one's output."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: StepKind
+    method: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
 
 @register
 class RunRequested(EventData):
@@ -22,6 +34,9 @@ class RunRequested(EventData):
     seed: int = 0
     calibration_samples: int = Field(default=32, ge=1)
     calibration_seq_len: int = Field(default=256, ge=8)
+    plan: list[list[Step]] | None = Field(
+        default=None, description="For policy 'plan': the episodes to run, each a list of steps."
+    )
     requested_by: str = "cli"
 
 
@@ -50,19 +65,6 @@ class ModelSpec(BaseModel):
 class SpecInferred(EventData):
     TYPE = "spec.inferred"
     spec: ModelSpec
-
-
-StepKind = Literal["quantize", "prune", "lora"]
-
-
-class Step(BaseModel):
-    """One compression step; an episode runs its steps in order, each on the previous one's output."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    kind: StepKind
-    method: str = Field(min_length=1)
-    params: dict[str, Any] = Field(default_factory=dict)
 
 
 @register

@@ -157,7 +157,7 @@ def folder_bytes(folder: str | Path) -> int:
 
 def weight_bytes(folder: str | Path) -> int:
     """Bytes of the weight files alone (no tokenizer, no configs)."""
-    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin", ".pt"))
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.suffix in (".safetensors", ".bin", ".pt"))
 
 
 def folder_sha256(folder: str | Path) -> str:

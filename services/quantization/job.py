@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from greenai.services.quantization.calibration import calibration_texts
 from greenai.services.quantization.methods.auto import get_method
 from greenai.services.quantization.methods.base import QuantizeContext
+from greenai.shared.calibration import calibration_texts
 from greenai.shared.model_io import count_parameters, folder_bytes, folder_sha256, publish_folder, weight_bytes
 
 

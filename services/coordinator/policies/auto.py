@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from greenai.services.coordinator.policies.base import Policy
 from greenai.services.coordinator.policies.grid import GridPolicy
+from greenai.services.coordinator.policies.plan import PlanPolicy
 
-POLICIES: dict[str, type[Policy]] = {cls.name: cls for cls in (GridPolicy,)}
+POLICIES: dict[str, type[Policy]] = {cls.name: cls for cls in (GridPolicy, PlanPolicy)}
 
 
 class UnknownPolicyError(LookupError):

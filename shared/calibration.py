@@ -1,4 +1,4 @@
-"""Calibration text for methods that need activations: seeded samples from the calibration half of
+"""Calibration text for quantization, pruning and LoRA training: seeded samples from the calibration half of
 WikiText-2 (see shared.wikitext). Never the evaluation split of any benchmark, never the hub."""
 
 from __future__ import annotations

@@ -1,0 +1,21 @@
+"""Runs the episodes the user wrote down in the run request, in order: for reproducing a known
+pipeline, or for comparing a hand-picked set of configurations."""
+
+from __future__ import annotations
+
+from greenai.projections.experiment import ExperimentState
+from greenai.projections.skills import SkillMemory
+from greenai.services.coordinator.policies.base import Decision, Policy
+
+
+class PlanPolicy(Policy):
+    name = "plan"
+
+    def decide(self, state: ExperimentState, skills: SkillMemory) -> Decision:
+        plan = state.run.plan if state.run else None
+        if not plan:
+            return Decision("end", rationale="policy 'plan' needs a plan in the run request; none was given")
+        n = state.decided
+        if n >= len(plan):
+            return Decision("end", rationale=f"all {len(plan)} planned episode(s) run")
+        return Decision("compress", tuple(plan[n]), f"planned episode {n + 1} of {len(plan)}")

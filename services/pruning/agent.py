@@ -1,0 +1,81 @@
+"""The pruning agent: takes `prune.requested` jobs, writes pruned artifacts, reports `prune.completed`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from greenai.events import Envelope, EventData
+from greenai.events.jobs import PruneRequested
+from greenai.events.results import Artifact, PruneCompleted
+from greenai.services.pruning.job import prune_to_folder
+from greenai.services.pruning.methods.auto import get_method
+from greenai.shared.config import Settings
+from greenai.shared.jobs import JobError, run_in_child
+from greenai.shared.model_io import ModelNotFoundError, folder_bytes, materialize, resolve_model
+from greenai.shared.runtime import JobSpec
+
+AGENT = "pruning"
+MEMORY_FACTOR = 3.0  # the float32 model, its calibration activations and per-layer Hessians
+
+
+class PruningAgent:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def spec(self) -> JobSpec:
+        return JobSpec(AGENT, PruneRequested.TYPE, "prune", self.handle, (PruneCompleted.TYPE,))
+
+    async def handle(self, request: Envelope) -> Sequence[EventData]:
+        job = request.data
+        assert isinstance(job, PruneRequested)
+        get_method(job.method).parse(job.params)  # refuse bad settings before loading anything
+        source = self._source_folder(job)
+        need, have = MEMORY_FACTOR * folder_bytes(source), self.settings.available_memory_bytes()
+        if need > have:
+            raise JobError(
+                f"pruning needs about {need / 2**30:.1f} GiB; {have / 2**30:.1f} GiB available", "unsupported"
+            )
+        target = self.settings.artifacts_dir / request.experiment_id / job.job_id
+        data_dir = str(self.settings.data_dir) if self.settings.data_dir else None
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        measured = await run_in_child(
+            prune_to_folder,
+            job.method,
+            job.params,
+            str(source),
+            str(target),
+            data_dir,
+            job.calibration_samples,
+            job.calibration_seq_len,
+            job.seed,
+            device,
+            threads=self.settings.torch_threads,
+        )
+        out = measured.value
+        return [
+            PruneCompleted(
+                job_id=job.job_id,
+                episode=job.episode,
+                step=job.step,
+                method=job.method,
+                params=out["config"],
+                artifact=Artifact(path=str(target), bytes=out["bytes"], sha256=out["sha256"]),
+                bits_per_weight=round(out["weight_bytes"] * 8 / out["source_parameters"], 3),
+                wall_s=round(measured.wall_s, 3),
+                peak_rss_mb=round(measured.peak_rss_mb, 1),
+                metrics=out["metrics"],
+            )
+        ]
+
+    def _source_folder(self, job: PruneRequested) -> Path:
+        if job.source.kind == "artifact":
+            if not job.source.path or not Path(job.source.path).is_dir():
+                raise JobError(f"source artifact {job.source.path} does not exist", "invalid")
+            return Path(job.source.path)
+        try:
+            return materialize(resolve_model(job.source.model), self.settings.models_dir)
+        except ModelNotFoundError as exc:
+            raise JobError(str(exc), "invalid") from exc

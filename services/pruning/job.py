@@ -1,0 +1,80 @@
+"""The body of a pruning job; runs in a fresh child process (see shared.jobs.run_in_child)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from greenai.services.pruning.methods.auto import get_method
+from greenai.services.pruning.methods.base import PruneContext, decoder_linears
+from greenai.shared.calibration import calibration_texts
+from greenai.shared.jobs import JobError
+from greenai.shared.model_io import folder_bytes, folder_sha256, publish_folder, weight_bytes
+
+
+def measure_sparsity(model: Any) -> dict[str, float]:
+    linears = decoder_linears(model)
+    zeros = sum(int((m.weight == 0).sum()) for m in linears.values())
+    total = sum(m.weight.numel() for m in linears.values())
+    params = sum(p.numel() for p in model.parameters())
+    return {"sparsity": round(zeros / total, 6) if total else 0.0, "sparsity_overall": round(zeros / params, 6)}
+
+
+def prune_to_folder(
+    method_name: str,
+    params: dict[str, Any],
+    source: str,
+    target: str,
+    data_dir: str | None,
+    calibration_samples: int,
+    calibration_seq_len: int,
+    seed: int,
+    device: str,
+) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    method = get_method(method_name)
+    config = method.parse(params)
+    if "quantization_config" in json.loads((Path(source) / "config.json").read_text()):
+        raise JobError("pruning needs a float model; this source is quantized (prune before quantizing)", "invalid")
+    calibration = None
+    if method.needs_calibration:
+        if data_dir is None:
+            raise JobError(f"{method_name} needs calibration text: set the data dir (GREENAI_DATA_DIR)", "invalid")
+        calibration = calibration_texts(Path(data_dir), calibration_samples, calibration_seq_len, seed)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, device_map=device)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    before = sum(p.numel() for p in model.parameters())
+    method.prune(model, tokenizer, config, PruneContext(calibration, calibration_seq_len, seed, device))
+    after = sum(p.numel() for p in model.parameters())
+    metrics: dict[str, Any] = {
+        **measure_sparsity(model),
+        "parameters_before": before,
+        "parameters_after": after,
+        # zeros in a dense checkpoint take as much room as any other number, and a dense matmul
+        # is no faster for them: only structured pruning shrinks size and latency
+        "storage": "dense",
+        "structured": method.structured,
+    }
+    target_path = Path(target)
+    target_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target_path.name}.", dir=target_path.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        publish_folder(tmp, target_path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "bytes": folder_bytes(target_path),
+        "weight_bytes": weight_bytes(target_path),
+        "sha256": folder_sha256(target_path),
+        "source_parameters": before,
+        "metrics": metrics,
+        "config": config.model_dump(),
+    }

@@ -1,0 +1,34 @@
+"""Magnitude pruning: remove the smallest |w|, per layer (row-wise) or with one global threshold."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from greenai.services.pruning.methods.base import PruneConfig, PruneContext, PruningMethod, decoder_linears
+from greenai.services.pruning.methods.sparsity import SparsityConfig
+from pydantic import Field
+
+
+class MagnitudeConfig(SparsityConfig):
+    scope: Literal["layer", "global"] = Field(default="layer", description="global: one threshold for all layers")
+
+
+class MagnitudePruning(PruningMethod):
+    name = "magnitude"
+    config_class = MagnitudeConfig
+
+    def prune(self, model: Any, tokenizer: Any, config: PruneConfig, ctx: PruneContext) -> None:
+        assert isinstance(config, MagnitudeConfig)
+        import torch
+
+        linears = decoder_linears(model)
+        with torch.no_grad():
+            if config.scope == "global" and not config.pattern:
+                scores = torch.cat([m.weight.abs().flatten() for m in linears.values()])
+                k = int(scores.numel() * config.sparsity)
+                threshold = torch.kthvalue(scores.float(), k).values if k else scores.min() - 1
+                for module in linears.values():
+                    module.weight[module.weight.abs() <= threshold] = 0
+                return
+            for module in linears.values():
+                module.weight[config.mask(module.weight.abs())] = 0

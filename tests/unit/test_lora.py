@@ -1,0 +1,63 @@
+"""LoRA recovery: merged LoRA keeps the pruned zeros; QLoRA keeps a loadable adapter over NF4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from greenai.services.lora.job import lora_to_folder
+from greenai.services.pruning.job import prune_to_folder
+from greenai.services.quantization.job import quantize_to_folder
+from greenai.shared.jobs import JobError
+
+FAST = {"steps": 12, "batch_size": 2, "seq_len": 32, "learning_rate": 5e-3}
+
+
+def test_lora_on_a_pruned_model_learns_merges_and_keeps_its_zeros(
+    tiny_model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    prune_to_folder(
+        "wanda", {"sparsity": 0.5}, str(tiny_model_dir), str(tmp_path / "p"), str(data_dir), 4, 64, 0, "cpu"
+    )
+    out = lora_to_folder("lora", FAST, str(tmp_path / "p"), str(tmp_path / "l"), str(data_dir), 4, 0, "cpu")
+    m = out["metrics"]
+    assert m["merged"] is True and m["kept_as"] == "merged"
+    assert m["train_loss_end"] < m["train_loss_start"]
+    assert m["trainable_parameters"] > 0
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "l")
+    for name in ("q_proj", "v_proj"):
+        w = getattr(model.model.layers[0].self_attn, name).weight
+        assert float((w == 0).float().mean()) == pytest.approx(0.5, abs=0.01), f"{name} lost its sparsity in the merge"
+
+
+def test_qlora_keeps_an_adapter_over_a_4bit_base_and_loads(
+    tiny_model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quantize_to_folder(
+        "bnb_4bit", {"quant_type": "nf4"}, str(tiny_model_dir), str(tmp_path / "q"), str(data_dir), 2, 32, 0, "cpu"
+    )
+    out = lora_to_folder("qlora", FAST, str(tmp_path / "q"), str(tmp_path / "a"), str(data_dir), 4, 0, "cpu")
+    assert out["metrics"]["merged"] is False
+    assert (tmp_path / "a" / "adapter_config.json").is_file() and (tmp_path / "a" / "base" / "config.json").is_file()
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "a")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "a")
+    assert getattr(model, "peft_config", None), "the adapter is attached"
+    ids = tok("Hello", return_tensors="pt")
+    assert model.generate(**ids, max_new_tokens=2, do_sample=False).shape[1] == ids.input_ids.shape[1] + 2
+
+
+def test_lora_refuses_what_it_cannot_do(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    quantize_to_folder(
+        "autoround", {"bits": 4}, str(tiny_model_dir), str(tmp_path / "ar"), str(data_dir), 2, 32, 0, "cpu"
+    )
+    with pytest.raises(JobError, match="use qlora"):
+        lora_to_folder("lora", FAST, str(tmp_path / "ar"), str(tmp_path / "x"), str(data_dir), 2, 0, "cpu")
+    with pytest.raises(JobError, match="bitsandbytes 4-bit base") as info:
+        lora_to_folder("qlora", FAST, str(tmp_path / "ar"), str(tmp_path / "y"), str(data_dir), 2, 0, "cpu")
+    assert info.value.reason == "unsupported"
+    with pytest.raises(JobError, match="rank"):
+        lora_to_folder("lora", {"rank": 0}, str(tiny_model_dir), str(tmp_path / "z"), str(data_dir), 2, 0, "cpu")
