@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import secrets
 import subprocess
@@ -20,7 +21,7 @@ from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, Exper
 from greenai.events.results import EvaluateCompleted
 from greenai.events.subjects import check_experiment_id, experiment_filter
 from greenai.projections.experiment import fold_experiment
-from greenai.projections.export import write_experiment_folder
+from greenai.projections.export import summary, write_experiment_folder
 from greenai.projections.pareto import pareto_front
 from greenai.projections.skills import skill_memory
 from greenai.shared.bus import Bus, ensure_nats, open_store
@@ -279,6 +280,74 @@ def replay(
             console.print(f"[yellow]skipped unreadable message {bad.seq} on {bad.subject}: {bad.reason}[/yellow]")
         console.print(front_table(pareto_front(history.envelopes)))
         console.print(f"{len(history.events)} events replayed into {folder}")
+        return 0
+
+    try:
+        code = asyncio.run(go())
+    finally:
+        bus.close()
+    raise typer.Exit(code)
+
+
+@app.command()
+def analyze(
+    experiment: str,
+    fmt: Annotated[str, typer.Option("--format", help="summary, detailed or json")] = "summary",
+    data_dir: DataDir = None,
+    work_dir: WorkDir = None,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Report on an experiment from the log: the front (summary), every event (detailed), or JSON."""
+    if fmt not in ("summary", "detailed", "json"):
+        console.print(f"[red]--format must be summary, detailed or json, not {fmt!r}[/red]")
+        raise typer.Exit(2)
+    settings = _settings(data_dir, work_dir, nats_url)
+    bus = _existing_bus(settings, allow_start=True)
+
+    async def go() -> int:
+        store = await open_store(settings, bus.url, "analyze")
+        try:
+            history = await store.read(experiment)
+        finally:
+            await store.close()
+        if not history.events:
+            console.print(f"[red]no events for experiment {experiment!r}[/red]")
+            return 1
+        events = history.envelopes
+        state, front = fold_experiment(experiment, events), pareto_front(events)
+        if fmt == "json":
+            print(
+                json.dumps(
+                    {"summary": summary(state, front), "pareto": front.model_dump(mode="json")},
+                    indent=2,
+                    sort_keys=True,
+                )
+            )
+            return 0
+        table = Table("episode", "status", "method", "accuracy", "ms/token", "size MiB", title=f"{experiment}")
+        base = state.baseline.result
+        if base is not None:
+            table.add_row(
+                "0",
+                "evaluated",
+                "baseline",
+                f"{base.accuracy:.3f}",
+                f"{base.latency.decode_ms_per_token:.1f}",
+                f"{base.size_bytes / 2**20:.1f}",
+            )
+        for n, ep in sorted(state.episodes.items()):
+            r = ep.evaluated
+            table.add_row(
+                str(n), ep.status, ep.decision.method or ep.decision.action,
+                f"{r.accuracy:.3f}" if r else "-", f"{r.latency.decode_ms_per_token:.1f}" if r else "-",
+                f"{r.size_bytes / 2**20:.1f}" if r else "-",
+            )  # fmt: skip
+        console.print(table)
+        console.print(front_table(front))
+        if fmt == "detailed":
+            for stored in history.events:
+                env = stored.envelope
+                console.print(f"[dim]{stored.seq:>6} {env.time:%H:%M:%S} {env.producer}[/dim] {describe(env)}")
         return 0
 
     try:

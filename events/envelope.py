@@ -65,7 +65,11 @@ class Envelope(BaseModel):
         data_cls = registry.lookup(type_, version)
         if data_cls is None:
             raise ValueError(f"unknown event type {type_!r} version {version}")
-        return {**values, "data": data_cls.model_validate(data)}
+        typed = data_cls.model_validate(data)
+        # Old versions are upcast on read, so every reader sees only the current shape.
+        while hasattr(typed, "upcast"):
+            typed = typed.upcast()
+        return {**values, "data": typed, "version": typed.VERSION}
 
     @property
     def subject(self) -> str:

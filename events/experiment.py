@@ -72,6 +72,7 @@ class EpisodeDecided(EventData):
     """One decision of the policy: which compression (one step or a pipeline) to try, and why."""
 
     TYPE = "episode.decided"
+    VERSION = 2
     episode: int = Field(ge=1)
     action: Literal["compress", "end"]
     steps: list[Step] = Field(default_factory=list)
@@ -94,6 +95,34 @@ class EpisodeDecided(EventData):
         if len(self.steps) == 1:
             return dict(self.steps[0].params)
         return {"steps": [s.model_dump() for s in self.steps]} if self.steps else {}
+
+
+@register
+class EpisodeDecidedV1(EventData):
+    """Version 1, from before pipelines: one quantization per episode. Read as version 2."""
+
+    TYPE = "episode.decided"
+    VERSION = 1
+    episode: int = Field(ge=1)
+    action: Literal["quantize", "end"]
+    method: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    policy: str
+    rationale: str
+
+    def upcast(self) -> EpisodeDecided:
+        steps = (
+            [Step(kind="quantize", method=self.method, params=self.params)]
+            if self.action == "quantize" and self.method
+            else []
+        )
+        return EpisodeDecided(
+            episode=self.episode,
+            action="compress" if steps else "end",
+            steps=steps,
+            policy=self.policy,
+            rationale=self.rationale,
+        )
 
 
 @register

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from greenai.events import Envelope
+from greenai.projections.charts import pareto_html
 from greenai.projections.experiment import ExperimentState, fold_experiment
 from greenai.projections.pareto import ParetoFront, pareto_front
 from greenai.projections.skills import SkillMemory
@@ -83,4 +84,7 @@ def write_experiment_folder(
         )
     if skills is not None:
         _write(folder / "skill_memory.json", skills)
+    (folder / "pareto_visualization.html").write_text(
+        pareto_html(front, f"GreenAI — {experiment_id}"), encoding="utf-8"
+    )
     return folder

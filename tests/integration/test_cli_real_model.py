@@ -94,6 +94,13 @@ def test_run_tail_replay_on_smollm2(smollm2_dir: Path, data_dir: Path, tmp_path:
     listing = greenai("experiments", env=env)
     assert "smol-e2e" in listing.stdout and "completed" in listing.stdout
 
+    html = (folder / "pareto_visualization.html").read_text()
+    assert "pareto-grid" in html and "pareto-3d" in html and "plotly" in html.lower()
+    report = greenai("analyze", "smol-e2e", "--format", "json", env=env)
+    assert report.returncode == 0, report.stderr
+    data = json.loads(report.stdout)
+    assert data["summary"]["status"] == "completed" and len(data["pareto"]["candidates"]) == 3
+
 
 def test_unknown_model_fails_the_experiment_with_a_clear_event(data_dir: Path, tmp_path: Path) -> None:
     env = cli_env(tmp_path / "work", data_dir)

@@ -113,3 +113,29 @@ def test_every_registered_type_is_documented() -> None:
     for type_, version in event_types():
         assert f"`{type_}`" in doc, f"{type_} v{version} missing from docs/events.md"
     assert uuid.UUID(str(run_event().event_id))
+
+
+def test_an_old_version_is_upcast_on_read() -> None:
+    old = {
+        "event_id": str(uuid.uuid4()),
+        "experiment_id": "old-exp",
+        "type": "episode.decided",
+        "version": 1,
+        "time": "2026-11-26T10:00:00Z",
+        "producer": "coordinator",
+        "data": {
+            "episode": 2,
+            "action": "quantize",
+            "method": "autoround",
+            "params": {"bits": 4},
+            "policy": "grid",
+            "rationale": "r",
+        },
+    }
+    env = decode(json.dumps(old))
+    assert env.version == 2 and isinstance(env.data, EpisodeDecided)
+    assert env.data.action == "compress"
+    assert [(s.kind, s.method, s.params) for s in env.data.steps] == [("quantize", "autoround", {"bits": 4})]
+    assert (env.data.method, env.data.params) == ("autoround", {"bits": 4})
+    old["data"] = {"episode": 3, "action": "end", "policy": "grid", "rationale": "done"}
+    assert decode(json.dumps(old)).data.action == "end"  # type: ignore[attr-defined]
