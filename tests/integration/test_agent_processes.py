@@ -96,10 +96,10 @@ async def test_crashes_restarts_and_garbage_lose_nothing_and_repeat_nothing(
     assert events[-1].type == "experiment.completed", [e.type for e in events]
 
     # The killed job was redelivered and completed exactly once.
-    first_job = f"{exp}-ep1-quantize"
+    first_job = f"{exp}-ep1-s0-quantize"
     starts = [d for d in of_type(events, JobStarted) if d.job_id == first_job]
     assert len(starts) >= 2 and {s.attempt for s in starts} >= {1, 2}
-    assert Counter(d.job_id for d in of_type(events, QuantizeCompleted)) == {first_job: 1, f"{exp}-ep2-quantize": 1}
+    assert Counter(d.job_id for d in of_type(events, QuantizeCompleted)) == {first_job: 1, f"{exp}-ep2-s0-quantize": 1}
 
     # The restarted coordinator decided nothing twice.
     decisions = of_type(events, EpisodeDecided)

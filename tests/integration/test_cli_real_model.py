@@ -81,7 +81,7 @@ def test_run_tail_replay_on_smollm2(smollm2_dir: Path, data_dir: Path, tmp_path:
     baseline = final["baseline"]
     assert baseline["n"] == 6 and baseline["energy"]["mode"] == "estimated"
     results = json.loads((folder / "episode_001" / "results.json").read_text())
-    assert results["quantization"]["artifact"]["bytes"] < baseline["size_bytes"]
+    assert results["steps"][0]["artifact"]["bytes"] < baseline["size_bytes"]
     front = json.loads((folder / "pareto_frontier.json").read_text())
     assert len(front["candidates"]) == 3 and front["front"]
 
