@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from greenai.events import Envelope, EventData
 from greenai.events.jobs import LoraRequested
 from greenai.events.results import Artifact, LoraCompleted
 from greenai.services.lora.job import lora_to_folder, parse
+from greenai.shared.artifacts import source_folder
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
-from greenai.shared.model_io import ModelNotFoundError, count_parameters, materialize, resolve_model
+from greenai.shared.model_io import count_parameters
 from greenai.shared.runtime import JobSpec
 
 AGENT = "lora"
@@ -30,7 +30,7 @@ class LoraAgent:
         parse(job.method, job.params)
         if self.settings.data_dir is None:
             raise JobError("LoRA training needs text from the data dir: set GREENAI_DATA_DIR", "invalid")
-        source = self._source_folder(job)
+        source = source_folder(job.source, self.settings.models_dir)
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -63,13 +63,3 @@ class LoraAgent:
                 metrics=out["metrics"],
             )
         ]
-
-    def _source_folder(self, job: LoraRequested) -> Path:
-        if job.source.kind == "artifact":
-            if not job.source.path or not Path(job.source.path).is_dir():
-                raise JobError(f"source artifact {job.source.path} does not exist", "invalid")
-            return Path(job.source.path)
-        try:
-            return materialize(resolve_model(job.source.model), self.settings.models_dir)
-        except ModelNotFoundError as exc:
-            raise JobError(str(exc), "invalid") from exc

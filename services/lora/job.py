@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from greenai.services.lora.train import LoraParams, train_lora
+from greenai.shared.artifacts import describe_folder, writing
 from greenai.shared.calibration import calibration_texts
 from greenai.shared.jobs import JobError
-from greenai.shared.model_io import folder_bytes, folder_sha256, publish_folder, weight_bytes
 from pydantic import ValidationError
 
 METHODS = ("lora", "qlora")
@@ -52,9 +51,7 @@ def lora_to_folder(
     quant = source_quantization(src)
     texts = calibration_texts(Path(data_dir), max(samples, config.steps * config.batch_size), config.seq_len, seed + 1)
     tokenizer = AutoTokenizer.from_pretrained(src)
-    target_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target_path.name}.", dir=target_path.parent))
-    try:
+    with writing(target_path) as tmp:
         if method == "lora":
             if quant is not None:
                 raise JobError(
@@ -106,13 +103,11 @@ def lora_to_folder(
             data["base_model_name_or_path"] = str(target_path / "base")
             adapter_config.write_text(json.dumps(data, indent=2))
             kept_as = "adapter"
-        publish_folder(tmp, target_path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    written = describe_folder(target_path)
     return {
-        "bytes": folder_bytes(target_path),
-        "weight_bytes": weight_bytes(target_path),
-        "sha256": folder_sha256(target_path),
+        "bytes": written.bytes,
+        "weight_bytes": written.weight_bytes,
+        "sha256": written.sha256,
         "config": config.model_dump(),
         "metrics": {
             "kept_as": kept_as,

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from greenai.events import Envelope, EventData
 from greenai.events.jobs import PruneRequested
 from greenai.events.results import Artifact, PruneCompleted
 from greenai.services.pruning.job import prune_to_folder
 from greenai.services.pruning.methods.auto import get_method
+from greenai.shared.artifacts import source_folder
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
-from greenai.shared.model_io import ModelNotFoundError, folder_bytes, materialize, resolve_model
+from greenai.shared.model_io import folder_bytes
 from greenai.shared.runtime import JobSpec
 
 AGENT = "pruning"
@@ -30,7 +30,7 @@ class PruningAgent:
         job = request.data
         assert isinstance(job, PruneRequested)
         get_method(job.method).parse(job.params)  # refuse bad settings before loading anything
-        source = self._source_folder(job)
+        source = source_folder(job.source, self.settings.models_dir)
         need, have = MEMORY_FACTOR * folder_bytes(source), self.settings.available_memory_bytes()
         if need > have:
             raise JobError(
@@ -69,13 +69,3 @@ class PruningAgent:
                 metrics=out["metrics"],
             )
         ]
-
-    def _source_folder(self, job: PruneRequested) -> Path:
-        if job.source.kind == "artifact":
-            if not job.source.path or not Path(job.source.path).is_dir():
-                raise JobError(f"source artifact {job.source.path} does not exist", "invalid")
-            return Path(job.source.path)
-        try:
-            return materialize(resolve_model(job.source.model), self.settings.models_dir)
-        except ModelNotFoundError as exc:
-            raise JobError(str(exc), "invalid") from exc

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from greenai.services.pruning.methods.auto import get_method
 from greenai.services.pruning.methods.base import PruneContext, decoder_linears
+from greenai.shared.artifacts import describe_folder, writing
 from greenai.shared.calibration import calibration_texts
 from greenai.shared.jobs import JobError
-from greenai.shared.model_io import folder_bytes, folder_sha256, publish_folder, weight_bytes
 
 
 def measure_sparsity(model: Any) -> dict[str, float]:
@@ -61,19 +59,14 @@ def prune_to_folder(
         "storage": "dense",
         "structured": method.structured,
     }
-    target_path = Path(target)
-    target_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target_path.name}.", dir=target_path.parent))
-    try:
+    with writing(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        publish_folder(tmp, target_path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    written = describe_folder(target)
     return {
-        "bytes": folder_bytes(target_path),
-        "weight_bytes": weight_bytes(target_path),
-        "sha256": folder_sha256(target_path),
+        "bytes": written.bytes,
+        "weight_bytes": written.weight_bytes,
+        "sha256": written.sha256,
         "source_parameters": before,
         "metrics": metrics,
         "config": config.model_dump(),

@@ -11,9 +11,10 @@ from greenai.events.jobs import QuantizeRequested
 from greenai.events.results import Artifact, QuantizeCompleted
 from greenai.services.quantization.job import quantize_to_folder
 from greenai.services.quantization.methods.auto import get_method
+from greenai.shared.artifacts import source_folder
 from greenai.shared.config import Settings
-from greenai.shared.jobs import JobError, run_in_child
-from greenai.shared.model_io import ModelNotFoundError, folder_bytes, materialize, resolve_model
+from greenai.shared.jobs import run_in_child
+from greenai.shared.model_io import folder_bytes
 from greenai.shared.runtime import JobSpec
 
 AGENT = "quantization"
@@ -46,7 +47,7 @@ class QuantizationAgent:
         method = get_method(job.method)
         config = method.parse(job.params)
         method.check_hardware(self.device)
-        source = self._source_folder(job)
+        source = source_folder(job.source, self.settings.models_dir)
         from transformers import AutoConfig
 
         method.check_model(config, AutoConfig.from_pretrained(source))
@@ -84,16 +85,6 @@ class QuantizationAgent:
                 peak_rss_mb=round(measured.peak_rss_mb, 1),
             )
         ]
-
-    def _source_folder(self, job: QuantizeRequested) -> Path:
-        if job.source.kind == "artifact":
-            if not job.source.path or not Path(job.source.path).is_dir():
-                raise JobError(f"source artifact {job.source.path} does not exist", "invalid")
-            return Path(job.source.path)
-        try:
-            return materialize(resolve_model(job.source.model), self.settings.models_dir)
-        except ModelNotFoundError as exc:
-            raise JobError(str(exc), "invalid") from exc
 
 
 def _check_loadable(folder: Path) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from greenai.services.quantization.methods.auto import get_method
 from greenai.services.quantization.methods.base import QuantizeContext
+from greenai.shared.artifacts import describe_folder, writing
 from greenai.shared.calibration import calibration_texts
-from greenai.shared.model_io import count_parameters, folder_bytes, folder_sha256, publish_folder, weight_bytes
+from greenai.shared.jobs import JobError
+from greenai.shared.model_io import count_parameters
 
 
 def quantize_to_folder(
@@ -32,22 +32,14 @@ def quantize_to_folder(
     calibration = None
     if method.uses_calibration(config):
         if data_dir is None:
-            from greenai.shared.jobs import JobError
-
             raise JobError(f"{method_name} needs calibration text: set the data dir (GREENAI_DATA_DIR)", "invalid")
         calibration = calibration_texts(Path(data_dir), calibration_samples, calibration_seq_len, seed)
-    target_path = Path(target)
-    target_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target_path.name}.", dir=target_path.parent))
-    try:
+    with writing(target) as tmp:
         method.quantize(config, QuantizeContext(Path(source), tmp, calibration, seed, device))
-        publish_folder(tmp, target_path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    size = folder_bytes(target_path)
+    written = describe_folder(target)
     return {
-        "bytes": size,
-        "weight_bytes": weight_bytes(target_path),
-        "sha256": folder_sha256(target_path),
+        "bytes": written.bytes,
+        "weight_bytes": written.weight_bytes,
+        "sha256": written.sha256,
         "source_parameters": count_parameters(source),
     }

@@ -6,7 +6,9 @@ autoawq used to; both abandoned packages fail here with transformers 5 (see READ
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from typing import Any
 
 from greenai.services.quantization.methods.base import QuantizeContext
@@ -20,9 +22,12 @@ def quantize_with_gptqmodel(quant_config: Any, ctx: QuantizeContext, backend: An
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(1, min(os.cpu_count() or 1, 4))))
     from gptqmodel import GPTQModel
 
-    model = GPTQModel.load(str(ctx.source), quant_config, device=ctx.device)
     kwargs: dict[str, Any] = {"batch_size": 1}
     if backend is not None:
         kwargs["backend"] = backend
-    model.quantize(ctx.calibration, **kwargs)
-    model.save(str(ctx.output))
+    # GPTQModel writes per-layer logs to ./logs; keep them out of the caller's working directory
+    source, output = ctx.source.resolve(), ctx.output.resolve()
+    with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+        model = GPTQModel.load(str(source), quant_config, device=ctx.device)
+        model.quantize(ctx.calibration, **kwargs)
+        model.save(str(output))
