@@ -67,7 +67,16 @@ def run(
     dataset: Annotated[str, typer.Option(help="Target benchmark.")] = "arc_easy",
     episodes: Annotated[int, typer.Option(min=1)] = 3,
     limit: Annotated[int | None, typer.Option(help="Benchmark items per evaluation (default: all).")] = None,
-    policy: Annotated[str, typer.Option(help="Decision policy: grid, or plan (with --plan).")] = "grid",
+    policy: Annotated[
+        str, typer.Option(help="Decision policy: grid, tpe, nsga2, random, bandit, or plan (with --plan).")
+    ] = "grid",
+    objective: Annotated[
+        str, typer.Option(help="balanced, accuracy_focused, latency_focused or memory_constrained.")
+    ] = "balanced",
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after this many episodes without a new front point.")
+    ] = None,
+    time_budget_h: Annotated[float | None, typer.Option(help="Stop deciding after this many hours.")] = None,
     plan: Annotated[
         Path | None, typer.Option(help="JSON file: a list of episodes, each a list of {kind, method, params} steps.")
     ] = None,
@@ -99,9 +108,14 @@ def run(
             console.print(f"[red]bad plan file {plan}:[/red] {exc}")
             raise typer.Exit(2) from exc
         policy, episodes = "plan", len(steps)
-    request = RunRequested(
-        model=model, dataset=dataset, episodes=episodes, policy=policy, limit=limit, seed=seed, plan=steps
-    )
+    try:
+        request = RunRequested(
+            model=model, dataset=dataset, episodes=episodes, policy=policy, limit=limit, seed=seed, plan=steps,
+            objective=objective, patience=patience, time_budget_h=time_budget_h,
+        )  # fmt: skip
+    except ValidationError as exc:
+        console.print(f"[red]bad run request:[/red] {exc}")
+        raise typer.Exit(2) from exc
     bus = ensure_nats(settings)
     spawn = agents if agents is not None else bus.embedded is not None
     procs: dict[str, subprocess.Popen[bytes]] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from greenai.events.envelope import EventData
@@ -21,6 +23,11 @@ class Step(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+def steps_key(steps: Sequence[Step]) -> str:
+    """A stable text key for a list of steps (steps hold dicts, so they are not hashable)."""
+    return json.dumps([s.model_dump() for s in steps], sort_keys=True, separators=(",", ":"))
+
+
 @register
 class RunRequested(EventData):
     """A user asked for an experiment: what to compress, for which benchmark, within what budget."""
@@ -34,6 +41,11 @@ class RunRequested(EventData):
     seed: int = 0
     calibration_samples: int = Field(default=32, ge=1)
     calibration_seq_len: int = Field(default=256, ge=8)
+    objective: Literal["balanced", "accuracy_focused", "latency_focused", "memory_constrained"] = "balanced"
+    patience: int | None = Field(
+        default=None, ge=1, description="Stop after this many episodes without a new front point."
+    )
+    time_budget_h: float | None = Field(default=None, gt=0, description="Stop deciding once this much time has passed.")
     plan: list[list[Step]] | None = Field(
         default=None, description="For policy 'plan': the episodes to run, each a list of steps."
     )
@@ -78,6 +90,9 @@ class EpisodeDecided(EventData):
     steps: list[Step] = Field(default_factory=list)
     policy: str
     rationale: str
+    search_point: dict[str, Any] | None = Field(
+        default=None, description="A search policy's own coordinates for this decision (to rebuild its study)."
+    )
 
     @model_validator(mode="after")
     def _steps_match_action(self) -> EpisodeDecided:

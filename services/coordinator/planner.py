@@ -7,11 +7,14 @@ crashed after appending and re-plans on redelivery appends nothing twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from greenai.events import EventData
 from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed
 from greenai.events.jobs import STEP_REQUESTS, ArtifactRef, EvaluateRequested
+from greenai.events.results import EvaluateCompleted
 from greenai.projections.experiment import ExperimentState
+from greenai.projections.pareto import Candidate, dominates
 from greenai.services.coordinator.policies.base import Decision
 
 
@@ -21,17 +24,64 @@ class Planned:
     data: EventData
 
 
-def wants_decision(state: ExperimentState) -> bool:
+def stop_reason(state: ExperimentState, now: datetime | None = None) -> str | None:
+    """Why no further episode should be decided, or None. `now` makes the time budget testable."""
+    run = state.run
+    assert run is not None
+    episodes = sorted(state.episodes.values(), key=lambda e: e.number)
+    if any(ep.decision.action == "end" for ep in episodes):
+        end = next(ep for ep in episodes if ep.decision.action == "end")
+        return f"policy chose to end: {end.decision.rationale}"
+    if state.decided >= run.episodes:
+        return f"{run.episodes} episode(s) run"
+    if run.time_budget_h is not None and state.run_event is not None:
+        spent = ((now or datetime.now(UTC)) - state.run_event.time).total_seconds() / 3600
+        if spent >= run.time_budget_h:
+            return f"time budget of {run.time_budget_h} h used ({spent:.2f} h)"
+    if run.patience is not None:
+        finished = [ep for ep in episodes if ep.finished]
+        if len(finished) >= run.patience and not any(front_improvements(state)[-run.patience :]):
+            return f"no new Pareto-front point in the last {run.patience} episode(s)"
+    return None
+
+
+def front_improvements(state: ExperimentState) -> list[bool]:
+    """For each finished episode in order: did its result join the front of everything before it?"""
+    seen: list[Candidate] = []
+    if state.baseline.result is not None:
+        seen.append(_candidate(state.experiment_id, state.baseline.result))
+    out = []
+    for ep in sorted(state.episodes.values(), key=lambda e: e.number):
+        if not ep.finished or ep.decision.action != "compress":
+            continue
+        if ep.evaluated is None:
+            out.append(False)
+            continue
+        c = _candidate(state.experiment_id, ep.evaluated)
+        out.append(not any(dominates(s, c) for s in seen))
+        seen.append(c)
+    return out
+
+
+def _candidate(exp: str, r: EvaluateCompleted) -> Candidate:
+    return Candidate(
+        experiment_id=exp, episode=r.episode, method="", params={}, task=r.task, accuracy=r.accuracy,
+        ci_low=r.ci_low, ci_high=r.ci_high, n=r.n, latency_ms_per_token=r.latency.decode_ms_per_token,
+        peak_rss_mb=r.peak_rss_mb, size_bytes=r.size_bytes, energy_j=r.energy.joules, energy_mode=r.energy.mode,
+    )  # fmt: skip
+
+
+def wants_decision(state: ExperimentState, now: datetime | None = None) -> bool:
     run = state.run
     if run is None or state.closed or state.spec is None or state.baseline.failure is not None:
         return False
-    episodes = state.episodes.values()
-    ended = any(ep.decision.action == "end" for ep in episodes)
-    busy = any(not ep.finished for ep in episodes)
-    return not ended and not busy and state.decided < run.episodes
+    busy = any(not ep.finished for ep in state.episodes.values())
+    return not busy and stop_reason(state, now) is None
 
 
-def plan(state: ExperimentState, decision: Decision | None = None, policy_name: str = "") -> list[Planned]:
+def plan(
+    state: ExperimentState, decision: Decision | None = None, policy_name: str = "", now: datetime | None = None
+) -> list[Planned]:
     """Events the log lacks. `decision` is the policy's answer when `wants_decision(state)`."""
     run = state.run
     if run is None or state.closed or state.spec is None:
@@ -105,7 +155,7 @@ def plan(state: ExperimentState, decision: Decision | None = None, policy_name: 
                     ),
                 )
             )
-    if wants_decision(state):
+    if wants_decision(state, now):
         if decision is not None:
             n = state.decided + 1
             out.append(
@@ -117,12 +167,12 @@ def plan(state: ExperimentState, decision: Decision | None = None, policy_name: 
                         steps=list(decision.steps),
                         policy=policy_name,
                         rationale=decision.rationale,
+                        search_point=decision.search_point,
                     ),
                 )
             )
     elif not any(not ep.finished for ep in state.episodes.values()) and state.baseline.finished and not out:
         ran = sum(1 for ep in state.episodes.values() if ep.decision.action == "compress")
-        ended = any(ep.decision.action == "end" for ep in state.episodes.values())
-        reason = "policy chose to end" if ended else f"{run.episodes} episode(s) run"
+        reason = stop_reason(state, now) or "nothing left to do"
         out.append(Planned("completed", ExperimentCompleted(reason=reason, episodes_run=ran)))
     return out

@@ -16,6 +16,7 @@ class Decision:
     action: Literal["compress", "end"]
     steps: tuple[Step, ...] = ()
     rationale: str = ""
+    search_point: dict[str, Any] | None = None  # the sampler's parameters, kept in the event
 
     @classmethod
     def single(cls, kind: StepKind, method: str, params: dict[str, Any], rationale: str) -> Decision:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from greenai.events.experiment import Step
+from greenai.events.experiment import Step, steps_key
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory, params_key
 from greenai.services.coordinator.policies.base import Decision, Policy
@@ -56,10 +56,7 @@ class GridPolicy(Policy):
     name = "grid"
 
     def decide(self, state: ExperimentState, skills: SkillMemory) -> Decision:
-        def key(steps: tuple[Step, ...] | list[Step]) -> str:
-            return params_key({"steps": [s.model_dump() for s in steps]})
-
-        tried = {key(ep.decision.steps) for ep in state.episodes.values()}
+        tried = {steps_key(ep.decision.steps) for ep in state.episodes.values()}
         family = state.spec.family if state.spec else "unknown"
         # a configuration that failed every time on this model family is not worth another try
         hopeless = {
@@ -72,7 +69,7 @@ class GridPolicy(Policy):
                 if len(decision.steps) == 1
                 else {"steps": [s.model_dump() for s in decision.steps]}
             )
-            if key(decision.steps) in tried or (label, params_key(params)) in hopeless:
+            if steps_key(decision.steps) in tried or (label, params_key(params)) in hopeless:
                 continue
             return decision
         return Decision("end", rationale="grid exhausted")

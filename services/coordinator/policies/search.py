@@ -1,0 +1,93 @@
+"""Search policies on optuna: TPE and NSGA-II (multi-objective), and random sampling.
+
+The coordinator keeps no state between decisions, so the study is rebuilt from the experiment's
+events every time: each past episode becomes a finished trial (its stored search point, its
+measured accuracy, latency and size; a failed episode is a failed trial), then the seeded sampler
+proposes the next point. The same history always gives the same proposal.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, Literal
+
+from greenai.events.experiment import steps_key
+from greenai.projections.experiment import ExperimentState
+from greenai.projections.skills import SkillMemory
+from greenai.services.coordinator.policies.base import Decision, Policy
+from greenai.services.coordinator.space import Recorder, suggest_steps
+
+DIRECTIONS: list[Literal["minimize", "maximize"]] = ["maximize", "minimize", "minimize"]  # accuracy, ms/token, size
+
+
+class OptunaPolicy(Policy):
+    name: ClassVar[str]
+
+    def sampler(self, seed: int) -> Any:
+        raise NotImplementedError
+
+    def decide(self, state: ExperimentState, skills: SkillMemory) -> Decision:
+        import optuna
+
+        optuna.logging.set_verbosity(logging.WARNING)
+        seed = (state.run.seed if state.run else 0) + 7919 * len(state.episodes)
+        study = optuna.create_study(directions=DIRECTIONS, sampler=self.sampler(seed))
+        for ep in sorted(state.episodes.values(), key=lambda e: e.number):
+            point = ep.decision.search_point
+            if point is None or not ep.finished:
+                continue
+            recorder = Recorder(point)
+            suggest_steps(recorder)
+            if ep.evaluated is not None:
+                r = ep.evaluated
+                past = optuna.trial.create_trial(
+                    params=point,
+                    distributions=recorder.distributions,
+                    values=[r.accuracy, r.latency.decode_ms_per_token, r.size_bytes / 2**20],
+                )
+            else:
+                past = optuna.trial.create_trial(
+                    params=point, distributions=recorder.distributions, state=optuna.trial.TrialState.FAIL
+                )
+            study.add_trial(past)
+        tried = {steps_key(ep.decision.steps) for ep in state.episodes.values()}
+        for _ in range(25):  # samplers may propose a configuration already run; ask again
+            trial = study.ask()
+            steps = suggest_steps(trial)
+            if steps_key(steps) not in tried:
+                break
+        done = sum(1 for t in study.trials if t.state.is_finished())
+        return Decision(
+            "compress",
+            steps,
+            f"{self.name} proposal after {done} finished trial(s): "
+            + " → ".join(f"{s.method} {s.params}" for s in steps),
+            search_point=dict(trial.params),
+        )
+
+
+class TPEPolicy(OptunaPolicy):
+    name = "tpe"
+
+    def sampler(self, seed: int) -> Any:
+        import optuna
+
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4, multivariate=True, group=True)
+
+
+class NSGA2Policy(OptunaPolicy):
+    name = "nsga2"
+
+    def sampler(self, seed: int) -> Any:
+        import optuna
+
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=6)
+
+
+class RandomPolicy(OptunaPolicy):
+    name = "random"
+
+    def sampler(self, seed: int) -> Any:
+        import optuna
+
+        return optuna.samplers.RandomSampler(seed=seed)

@@ -1,0 +1,152 @@
+"""Search policies and stopping rules, on event histories built by hand."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from greenai.events import new_event
+from greenai.events.experiment import EpisodeDecided, RunRequested, steps_key
+from greenai.projections.experiment import fold_experiment
+from greenai.projections.skills import SkillMemory
+from greenai.services.coordinator.objectives import PRESETS
+from greenai.services.coordinator.planner import front_improvements, plan, stop_reason, wants_decision
+from greenai.services.coordinator.policies.auto import POLICIES, get_policy
+from greenai.services.coordinator.space import Recorder, suggest_steps
+
+from tests import factories as f
+
+NONE = SkillMemory(skills=[])
+
+
+def run(**kw: object) -> object:
+    data = RunRequested(model="m", dataset="arc_easy", episodes=kw.pop("episodes", 10), **kw)  # type: ignore[arg-type]
+    return new_event("e", data, producer="t", key="run")
+
+
+def history_with(policy_name: str, results: list[tuple[float, float, float]]) -> list:
+    """Let the policy decide, then give each decision a measured result, as the agents would."""
+    events = [run(), f.spec(), f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500)]
+    policy = get_policy(policy_name)
+    for n, (acc, ms, size) in enumerate(results, start=1):
+        d = policy.decide(fold_experiment("e", events), NONE)
+        events.append(
+            new_event(
+                "e",
+                EpisodeDecided(
+                    episode=n,
+                    action=d.action,
+                    steps=list(d.steps),
+                    policy=policy_name,
+                    rationale=d.rationale,
+                    search_point=d.search_point,
+                ),
+                producer="t",
+            )
+        )
+        events += [
+            f.step_requested("e", n),
+            f.step_completed("e", n),
+            f.evaluated("e", n, acc=acc, ms=ms, mem=900, size=int(size)),
+        ]
+    return events
+
+
+@pytest.mark.parametrize("name", ["tpe", "nsga2", "random"])
+def test_search_policies_are_deterministic_and_record_their_point(name: str) -> None:
+    events = history_with(name, [(0.5, 30, 200), (0.55, 40, 300), (0.3, 20, 100)])
+    a = get_policy(name).decide(fold_experiment("e", events), NONE)
+    b = get_policy(name).decide(fold_experiment("e", list(events)), NONE)
+    assert a == b and a.action == "compress" and a.search_point
+    recorder = Recorder(a.search_point)
+    assert suggest_steps(recorder) == a.steps  # the stored point rebuilds the same decision
+    tried = {steps_key(e.data.steps) for e in events if isinstance(e.data, EpisodeDecided)}
+    assert steps_key(a.steps) not in tried
+
+
+def test_failed_episodes_become_failed_trials_not_crashes() -> None:
+    events = [run(), f.spec(), f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500)]
+    d = get_policy("tpe").decide(fold_experiment("e", events), NONE)
+    events.append(
+        new_event(
+            "e",
+            EpisodeDecided(
+                episode=1,
+                action="compress",
+                steps=list(d.steps),
+                policy="tpe",
+                rationale="r",
+                search_point=d.search_point,
+            ),
+            producer="t",
+        )
+    )
+    events += [f.step_requested("e", 1), f.failed("e", "e-ep1-s0-quantize", 1)]
+    assert get_policy("tpe").decide(fold_experiment("e", events), NONE).action == "compress"
+
+
+def test_bandit_tries_every_family_then_exploits_the_best() -> None:
+    policy = get_policy("bandit")
+    events = [run(), f.spec(), f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500)]
+    families = []
+    for n in range(1, 9):
+        d = policy.decide(fold_experiment("e", events), NONE)
+        families.append(d.rationale.split(":")[1].split("(")[0].strip())
+        good = "autoround" in d.rationale
+        events.append(
+            new_event(
+                "e",
+                EpisodeDecided(
+                    episode=n, action="compress", steps=list(d.steps), policy="bandit", rationale=d.rationale
+                ),
+                producer="t",
+            )
+        )
+        events += [
+            f.step_requested("e", n),
+            f.step_completed("e", n),
+            f.evaluated("e", n, acc=0.6 if good else 0.2, ms=20, mem=500, size=150),
+        ]
+    assert len(set(families)) == 8, "each family once first"
+    nxt = policy.decide(fold_experiment("e", events), NONE)
+    assert "autoround" in nxt.rationale and "UCB" in nxt.rationale
+
+
+def test_every_policy_is_registered() -> None:
+    assert {"grid", "plan", "tpe", "nsga2", "random", "bandit"} <= set(POLICIES)
+
+
+def test_objective_presets_rank_results_by_what_they_value() -> None:
+    base = f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500).data
+    fast = f.evaluated("e", 1, acc=0.5, ms=10, mem=900, size=400).data
+    accurate = f.evaluated("e", 2, acc=0.6, ms=45, mem=1000, size=480).data
+    assert PRESETS["latency_focused"].score(fast, base) > PRESETS["latency_focused"].score(accurate, base)
+    assert PRESETS["accuracy_focused"].score(accurate, base) > PRESETS["accuracy_focused"].score(fast, base)
+    small = f.evaluated("e", 3, acc=0.55, ms=50, mem=1000, size=150).data
+    assert PRESETS["memory_constrained"].score(small, base) > PRESETS["memory_constrained"].score(accurate, base)
+
+
+def test_patience_stops_a_run_that_no_longer_improves_the_front() -> None:
+    events = [
+        run(patience=2),
+        f.spec(),
+        f.evaluate_requested("e", 0),
+        f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500),
+    ]
+    for n, acc in ((1, 0.55), (2, 0.4), (3, 0.3)):  # 1 joins the front (faster); 2 and 3 are dominated by 1
+        events += [f.decided("e", n), f.step_requested("e", n), f.step_completed("e", n), f.evaluate_requested("e", n)]
+        events.append(f.evaluated("e", n, acc=acc, ms=30, mem=900, size=300))
+    state = fold_experiment("e", events)
+    assert front_improvements(state) == [True, False, False]
+    assert stop_reason(state) == "no new Pareto-front point in the last 2 episode(s)"
+    assert not wants_decision(state)
+    (done,) = plan(state, None, "grid")
+    assert done.key == "completed" and "Pareto" in done.data.reason  # type: ignore[attr-defined]
+
+
+def test_time_budget_stops_new_decisions() -> None:
+    start = run(time_budget_h=1.0)
+    state = fold_experiment("e", [start, f.spec(), f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500)])
+    assert wants_decision(state, now=start.time + timedelta(minutes=30))
+    assert not wants_decision(state, now=start.time + timedelta(hours=2))
+    assert "time budget" in (stop_reason(state, now=start.time + timedelta(hours=2)) or "")
