@@ -76,7 +76,12 @@ def measure(folder: str, data_dir: str, ppl_tokens: int, arc_limit: int, cache_d
     tokenizer = AutoTokenizer.from_pretrained(folder)
     ppl, tokens = wikitext_perplexity(model, tokenizer, Path(data_dir), max_tokens=ppl_tokens)
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
-    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    # plain float weights only: packed or tensor-subclass weights (int8, 4-bit) have no zeros to count
+    linears = [
+        m
+        for m in model.modules()
+        if isinstance(m, torch.nn.Linear) and type(m.weight.data) is torch.Tensor and m.weight.dtype.is_floating_point
+    ]
     total = sum(m.weight.numel() for m in linears)
     sparsity = sum(int((m.weight == 0).sum()) for m in linears) / total if total else 0.0
     del model
