@@ -141,6 +141,36 @@ class EpisodeDecidedV1(EventData):
 
 
 @register
+class LLMConsulted(EventData):
+    """One call to the LLM policy: what it was asked, what it answered, whether that was usable."""
+
+    TYPE = "llm.consulted"
+    episode: int
+    attempt: int = Field(ge=1)
+    model: str
+    base_url: str | None
+    messages: list[dict[str, str]]
+    answer: str
+    valid: bool
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_s: float
+
+
+@register
+class PolicyFellBack(EventData):
+    """The configured policy could not decide (e.g. the LLM kept answering invalid JSON)."""
+
+    TYPE = "policy.fell_back"
+    episode: int
+    from_policy: str
+    to_policy: str
+    reason: str
+
+
+@register
 class ExperimentCompleted(EventData):
     TYPE = "experiment.completed"
     reason: str

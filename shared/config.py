@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     memory_limit_mb: float | None = Field(
         default=None, gt=0, description="Memory jobs may plan on; default: what the machine has available."
     )
+    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible server for the llm policy.")
+    llm_model: str = Field(default="gpt-4o-mini", description="Model name sent to that server.")
+    llm_max_tokens: int = Field(default=400, ge=16, description="Answer length limit per call.")
+    llm_max_attempts: int = Field(default=3, ge=1, description="Invalid answers retried before falling back.")
+    llm_fallback_policy: str = Field(default="tpe", description="Used when the LLM cannot give a valid answer.")
+    llm_usd_per_1k_tokens: float | None = Field(default=None, ge=0, description="For the cost in llm.consulted.")
     torch_threads: int = Field(default=1, ge=1, description="1 is fastest on small shared CPUs (see FACTS).")
     log_format: str = Field(default="json", pattern="^(json|console)$")
     log_level: str = Field(default="info")
@@ -88,6 +94,10 @@ class Settings(BaseSettings):
         if self.memory_limit_mb is not None:
             available = min(available, int(self.memory_limit_mb * 2**20))
         return available
+
+    def llm_configured(self) -> bool:
+        """The key itself is read from OPENAI_API_KEY by the client, never stored in settings or events."""
+        return bool(self.llm_base_url or os.environ.get("OPENAI_API_KEY"))
 
     def require_data_dir(self) -> Path:
         if self.data_dir is None:

@@ -117,7 +117,7 @@ class Coordinator:
                 decision, policy_name = None, state.run.policy
                 if wants_decision(state):
                     try:
-                        policy = get_policy(state.run.policy)
+                        policy = get_policy(state.run.policy, self.settings)
                     except UnknownPolicyError as exc:
                         pending = [("failed", ExperimentFailed(reason=str(exc), error_type="UnknownPolicyError"))]
                     else:
@@ -125,7 +125,10 @@ class Coordinator:
                             skills = skill_memory([e.envelope async for e in self.store.read_everything()])
                         decision = policy.decide(state, skills)
                 if not pending:
-                    pending = [(p.key, p.data) for p in plan(state, decision, policy_name)]
+                    if decision is not None:
+                        n = state.decided + 1
+                        pending = [(f"episode:{n}:note:{i}", note) for i, note in enumerate(decision.notes)]
+                    pending += [(p.key, p.data) for p in plan(state, decision, policy_name)]
             if not pending:
                 return
             assert state.run_event is not None

@@ -7,6 +7,7 @@ from greenai.services.coordinator.policies.base import Policy
 from greenai.services.coordinator.policies.grid import GridPolicy
 from greenai.services.coordinator.policies.plan import PlanPolicy
 from greenai.services.coordinator.policies.search import NSGA2Policy, RandomPolicy, TPEPolicy
+from greenai.shared.config import Settings
 
 POLICIES: dict[str, type[Policy]] = {
     cls.name: cls for cls in (GridPolicy, PlanPolicy, TPEPolicy, NSGA2Policy, RandomPolicy, BanditPolicy)
@@ -17,8 +18,14 @@ class UnknownPolicyError(LookupError):
     pass
 
 
-def get_policy(name: str) -> Policy:
+def get_policy(name: str, settings: Settings | None = None) -> Policy:
+    if name == "llm":
+        from greenai.services.coordinator.policies.llm import LLMPolicy
+
+        settings = settings or Settings()
+        return LLMPolicy(settings, get_policy(settings.llm_fallback_policy))
     try:
         return POLICIES[name]()
     except KeyError:
-        raise UnknownPolicyError(f"unknown policy {name!r}; known: {', '.join(sorted(POLICIES))}") from None
+        known = ", ".join(sorted([*POLICIES, "llm"]))
+        raise UnknownPolicyError(f"unknown policy {name!r}; known: {known}") from None

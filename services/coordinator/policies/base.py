@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from greenai.events import EventData
 from greenai.events.experiment import Step, StepKind
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
@@ -17,6 +18,7 @@ class Decision:
     steps: tuple[Step, ...] = ()
     rationale: str = ""
     search_point: dict[str, Any] | None = None  # the sampler's parameters, kept in the event
+    notes: tuple[EventData, ...] = ()  # events about how the decision was reached (LLM calls, fallbacks)
 
     @classmethod
     def single(cls, kind: StepKind, method: str, params: dict[str, Any], rationale: str) -> Decision:
