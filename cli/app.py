@@ -68,8 +68,12 @@ def run(
     episodes: Annotated[int, typer.Option(min=1)] = 3,
     limit: Annotated[int | None, typer.Option(help="Benchmark items per evaluation (default: all).")] = None,
     policy: Annotated[
-        str, typer.Option(help="Decision policy: grid, tpe, nsga2, random, bandit, or plan (with --plan).")
-    ] = "grid",
+        str | None,
+        typer.Option(
+            help="llm, tpe, nsga2, random, bandit, grid, or plan (with --plan). "
+            "Default: llm when an LLM is configured (GREENAI_LLM_BASE_URL or OPENAI_API_KEY), else tpe."
+        ),
+    ] = None,
     objective: Annotated[
         str, typer.Option(help="balanced, accuracy_focused, latency_focused or memory_constrained.")
     ] = "balanced",
@@ -108,6 +112,9 @@ def run(
             console.print(f"[red]bad plan file {plan}:[/red] {exc}")
             raise typer.Exit(2) from exc
         policy, episodes = "plan", len(steps)
+    if policy is None:
+        policy = "llm" if settings.llm_configured() else "tpe"
+        console.print(f"policy: {policy} ({'an LLM is configured' if policy == 'llm' else 'no LLM configured'})")
     try:
         request = RunRequested(
             model=model, dataset=dataset, episodes=episodes, policy=policy, limit=limit, seed=seed, plan=steps,
@@ -201,6 +208,48 @@ async def _follow(store: EventStore, experiment_id: str, episodes: int, procs: A
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+
+
+@app.command()
+def spec(
+    model: Annotated[str, typer.Argument(help="Alias, .gguf file, local folder or Hugging Face id.")] = "smollm2-135m",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A model's specs (no weights loaded), this machine's hardware, and which methods fit it."""
+    from greenai.cli.spec import feasibility, hardware_probe
+    from greenai.services.coordinator.spec import infer_spec
+    from greenai.shared.model_io import ModelNotFoundError
+
+    try:
+        model_spec = infer_spec(model)
+    except ModelNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    hardware = hardware_probe()
+    float32_bytes = 4 * (model_spec.num_parameters or 0)
+    rows = feasibility(float32_bytes, hardware)
+    if as_json:
+        print(json.dumps({"spec": model_spec.model_dump(), "hardware": hardware, "methods": rows}, indent=2))
+        return
+    table = Table("field", "value", title=f"model: {model}")
+    for key, value in model_spec.model_dump().items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+    console.print(table)
+    hw = Table("field", "value", title="this machine")
+    for key, value in hardware.items():
+        hw.add_row(key, str(value))
+    console.print(hw)
+    feas = Table("method", "kind", "device", "needs GiB", "runs here", "note", title="methods on this machine")
+    for r in rows:
+        feas.add_row(
+            r["method"],
+            r["kind"],
+            r["device"],
+            str(r["needs_gib"]),
+            "yes" if r["runs_here"] else f"no: {r['why_not']}",
+            r["note"],
+        )
+    console.print(feas)
 
 
 @app.command()

@@ -41,7 +41,7 @@ def test_run_tail_replay_on_smollm2(smollm2_dir: Path, data_dir: Path, tmp_path:
     env = cli_env(work, data_dir)
     run = subprocess.Popen(
         [sys.executable, "-m", "greenai", "run", "--model", "smollm2-135m", "--dataset", "arc_easy",
-         "--episodes", "2", "--limit", "6", "--name", "smol-e2e"],
+         "--episodes", "2", "--limit", "6", "--name", "smol-e2e", "--policy", "grid"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     # While it runs, `greenai tail` finds the embedded server through the work dir and prints events.
@@ -121,3 +121,16 @@ def test_unknown_model_fails_the_experiment_with_a_clear_event(data_dir: Path, t
     assert "experiment failed: unknown model 'no-such-model'" in result.stdout.replace("\n", " ")
     listing = greenai("experiments", env=env)
     assert "bad-model" in listing.stdout and "failed" in listing.stdout
+
+
+def test_spec_prints_the_model_the_machine_and_what_fits(data_dir: Path, tmp_path: Path) -> None:
+    result = greenai("spec", "smollm2-135m", "--json", env=cli_env(tmp_path / "work", data_dir))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["spec"]["num_parameters"] == 134_515_008 and data["spec"]["source"] == "gguf"
+    assert data["hardware"]["cores"] >= 1 and data["hardware"]["ram_gib"] > 0
+    methods = {r["method"]: r for r in data["methods"]}
+    assert {"autoround", "gptq", "awq", "bnb_int8", "bnb_4bit", "torchao_int8"} <= set(methods)
+    assert methods["gptq"]["needs_gib"] == round(2.5 * 4 * 134_515_008 / 2**30, 2)
+    missing = greenai("spec", "no-such-model", env=cli_env(tmp_path / "work", data_dir))
+    assert missing.returncode == 1 and "unknown model" in missing.stdout
