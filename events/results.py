@@ -84,3 +84,7 @@ class EvaluateCompleted(EventData):
     size_bytes: int
     energy: Energy
     wall_s: float
+    artifact_sha256: str | None = None
+    cached: bool = Field(
+        default=False, description="Reused from an earlier run of the same artifact, task, subset and seed."
+    )

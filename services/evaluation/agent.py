@@ -41,6 +41,11 @@ class EvaluationAgent:
         except (UnknownBenchmarkError, ConfigError, FileNotFoundError) as exc:
             raise JobError(str(exc), "invalid") from exc
         folder = self._target_folder(job)
+        digest = job.target.sha256 or folder_sha256(folder)
+        cache = self.settings.cache_dir / "evaluations" / f"{digest}-{job.task}-{job.limit}-{job.seed}.json"
+        if cache.is_file():
+            cached = EvaluateCompleted.model_validate_json(cache.read_text())
+            return [cached.model_copy(update={"job_id": job.job_id, "episode": job.episode, "cached": True})]
         measured = await run_in_child(
             evaluate_folder,
             str(folder),
@@ -52,25 +57,29 @@ class EvaluationAgent:
             threads=self.settings.torch_threads,
         )
         r = measured.value
-        return [
-            EvaluateCompleted(
-                job_id=job.job_id,
-                episode=job.episode,
-                task=job.task,
-                metric=r["metric"],
-                accuracy=r["accuracy"],
-                accuracy_stderr=r["accuracy_stderr"],
-                ci_low=r["ci_low"],
-                ci_high=r["ci_high"],
-                n=r["n"],
-                limit=job.limit,
-                latency=Latency(**r["latency"]),
-                peak_rss_mb=round(measured.peak_rss_mb, 1),
-                size_bytes=r["size_bytes"],
-                energy=Energy(**r["energy"]),
-                wall_s=round(measured.wall_s, 3),
-            )
-        ]
+        result = EvaluateCompleted(
+            job_id=job.job_id,
+            episode=job.episode,
+            task=job.task,
+            metric=r["metric"],
+            accuracy=r["accuracy"],
+            accuracy_stderr=r["accuracy_stderr"],
+            ci_low=r["ci_low"],
+            ci_high=r["ci_high"],
+            n=r["n"],
+            limit=job.limit,
+            latency=Latency(**r["latency"]),
+            peak_rss_mb=round(measured.peak_rss_mb, 1),
+            size_bytes=r["size_bytes"],
+            energy=Energy(**r["energy"]),
+            wall_s=round(measured.wall_s, 3),
+            artifact_sha256=digest,
+        )
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(result.model_dump_json())
+        tmp.replace(cache)  # a cache, not a record: the log keeps the event either way
+        return [result]
 
     def _target_folder(self, job: EvaluateRequested) -> Path:
         if job.target.kind == "base":
