@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import re
 import secrets
@@ -17,7 +18,15 @@ import typer
 from greenai.cli.agents import AGENTS, run_agent, spawn_agent, stop_all
 from greenai.cli.render import describe, front_table
 from greenai.events import new_event
-from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed, RunRequested, Step
+from greenai.events.experiment import (
+    DecisionProposed,
+    DecisionReviewed,
+    EpisodeDecided,
+    ExperimentCompleted,
+    ExperimentFailed,
+    RunRequested,
+    Step,
+)
 from greenai.events.results import EvaluateCompleted
 from greenai.events.subjects import check_experiment_id, experiment_filter
 from greenai.projections.experiment import fold_experiment
@@ -31,6 +40,7 @@ from greenai.shared.logging import configure_logging
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.prompt import Prompt
 from rich.table import Table
 
 app = typer.Typer(
@@ -81,6 +91,9 @@ def run(
         int | None, typer.Option(help="Stop after this many episodes without a new front point.")
     ] = None,
     time_budget_h: Annotated[float | None, typer.Option(help="Stop deciding after this many hours.")] = None,
+    interactive: Annotated[
+        bool, typer.Option("--interactive", help="Approve, edit or reject each proposed decision here.")
+    ] = False,
     plan: Annotated[
         Path | None, typer.Option(help="JSON file: a list of episodes, each a list of {kind, method, params} steps.")
     ] = None,
@@ -118,7 +131,7 @@ def run(
     try:
         request = RunRequested(
             model=model, dataset=dataset, episodes=episodes, policy=policy, limit=limit, seed=seed, plan=steps,
-            objective=objective, patience=patience, time_budget_h=time_budget_h,
+            objective=objective, patience=patience, time_budget_h=time_budget_h, interactive=interactive,
         )  # fmt: skip
     except ValidationError as exc:
         console.print(f"[red]bad run request:[/red] {exc}")
@@ -150,7 +163,7 @@ async def _run(
             console.print(f"[red]experiment {experiment_id} already exists; pick another --name[/red]")
             return 2
         console.print(f"experiment [bold]{experiment_id}[/bold] requested (NATS {bus.url})")
-        outcome = await _follow(store, experiment_id, request.episodes, procs)
+        outcome = await _follow(store, experiment_id, request.episodes, procs, request.interactive)
         history = await store.read(experiment_id)
         skills = skill_memory([e.envelope async for e in store.read_everything()])
         folder = write_experiment_folder(settings.experiments_dir, experiment_id, history.envelopes, skills)
@@ -164,7 +177,40 @@ async def _run(
 Agents = dict[str, subprocess.Popen[bytes]]
 
 
-async def _follow(store: EventStore, experiment_id: str, episodes: int, procs: Agents) -> str:
+def _ask_review(proposal: DecisionProposed) -> DecisionReviewed:
+    """Ask the person at the terminal; their answer becomes an event, so a replay shows who decided."""
+    steps = " → ".join(f"{s.kind} {s.method} {s.params}" for s in proposal.steps) or "end the run"
+    console.print(
+        f"[bold]episode {proposal.episode}, proposal {proposal.proposal}[/bold] by {proposal.policy}: {steps}"
+    )
+    console.print(f"  why: {proposal.rationale}")
+    reviewer = getpass.getuser()
+    while True:
+        verdict = Prompt.ask("approve, edit or reject?", choices=["a", "e", "r"], default="a", console=console)
+        if verdict == "a":
+            return DecisionReviewed(
+                episode=proposal.episode, proposal=proposal.proposal, verdict="approve", reviewer=reviewer
+            )
+        if verdict == "r":
+            return DecisionReviewed(
+                episode=proposal.episode, proposal=proposal.proposal, verdict="reject", reviewer=reviewer
+            )
+        text = Prompt.ask(
+            'steps as JSON, e.g. [{"kind": "quantize", "method": "gptq", "params": {"bits": 4}}]', console=console
+        )
+        try:
+            edited = TypeAdapter(list[Step]).validate_json(text)
+        except ValidationError as exc:
+            console.print(f"[red]not valid steps:[/red] {exc}")
+            continue
+        return DecisionReviewed(
+            episode=proposal.episode, proposal=proposal.proposal, verdict="edit", steps=edited, reviewer=reviewer
+        )
+
+
+async def _follow(
+    store: EventStore, experiment_id: str, episodes: int, procs: Agents, interactive: bool = False
+) -> str:
     queue: asyncio.Queue[StoredEvent] = asyncio.Queue()
 
     async def pump() -> None:
@@ -204,6 +250,19 @@ async def _follow(store: EventStore, experiment_id: str, episodes: int, procs: A
                     return "completed"
                 elif isinstance(data, ExperimentFailed):
                     return "failed"
+                elif isinstance(data, DecisionProposed) and interactive:
+                    progress.stop()
+                    review = await asyncio.to_thread(_ask_review, data)
+                    progress.start()
+                    await store.append(
+                        new_event(
+                            experiment_id,
+                            review,
+                            producer="cli",
+                            cause=env,
+                            key=f"review:{data.episode}:{data.proposal}",
+                        )
+                    )
     finally:
         task.cancel()
         with contextlib.suppress(BaseException):

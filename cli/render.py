@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from greenai.events import Envelope
-from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed, RunRequested, SpecInferred
+from greenai.events.experiment import (
+    DecisionProposed,
+    DecisionReviewed,
+    EpisodeDecided,
+    ExperimentCompleted,
+    ExperimentFailed,
+    RunRequested,
+    SpecInferred,
+)
 from greenai.events.jobs import EvaluateRequested, EventRejected, JobFailed, JobStarted, StepRequested
 from greenai.events.results import EvaluateCompleted, StepCompleted
 from greenai.projections.pareto import ParetoFront
@@ -26,6 +34,11 @@ def describe(env: Envelope) -> str:
             return f"episode {d.episode}: {d.policy} chose to end — {d.rationale}"
         steps = " → ".join(f"{s.kind} {s.method} {s.params or ''}".strip() for s in d.steps)
         return f"episode {d.episode} decided by {d.policy}: {steps} — {d.rationale}"
+    if isinstance(d, DecisionProposed):
+        steps = " → ".join(f"{s.kind} {s.method} {s.params or ''}".strip() for s in d.steps) or "end"
+        return f"episode {d.episode} proposal {d.proposal} by {d.policy}: {steps} — waiting for review"
+    if isinstance(d, DecisionReviewed):
+        return f"episode {d.episode} proposal {d.proposal}: {d.verdict} by {d.reviewer}"
     if isinstance(d, StepRequested):
         return f"{d.TYPE.split('.')[0]} requested: episode {d.episode} step {d.step + 1}, {d.method} {d.params}"
     if isinstance(d, StepCompleted):

@@ -46,6 +46,7 @@ class RunRequested(EventData):
         default=None, ge=1, description="Stop after this many episodes without a new front point."
     )
     time_budget_h: float | None = Field(default=None, gt=0, description="Stop deciding once this much time has passed.")
+    interactive: bool = Field(default=False, description="Each decision waits for a person's review.")
     plan: list[list[Step]] | None = Field(
         default=None, description="For policy 'plan': the episodes to run, each a list of steps."
     )
@@ -138,6 +139,33 @@ class EpisodeDecidedV1(EventData):
             policy=self.policy,
             rationale=self.rationale,
         )
+
+
+@register
+class DecisionProposed(EventData):
+    """In an interactive run, the policy's proposal for an episode, waiting for a person's review."""
+
+    TYPE = "decision.proposed"
+    episode: int = Field(ge=1)
+    proposal: int = Field(ge=1, description="1 for the first proposal of this episode, 2 after one rejection, ...")
+    action: Literal["compress", "end"]
+    steps: list[Step] = Field(default_factory=list)
+    policy: str
+    rationale: str
+    search_point: dict[str, Any] | None = None
+
+
+@register
+class DecisionReviewed(EventData):
+    """A person's answer to a proposal: approve it, replace its steps, or reject it."""
+
+    TYPE = "decision.reviewed"
+    episode: int = Field(ge=1)
+    proposal: int = Field(ge=1)
+    verdict: Literal["approve", "edit", "reject"]
+    steps: list[Step] = Field(default_factory=list, description="With 'edit': the steps to run instead.")
+    reviewer: str
+    comment: str = ""
 
 
 @register

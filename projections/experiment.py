@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 
 from greenai.events import Envelope
 from greenai.events.experiment import (
+    DecisionProposed,
+    DecisionReviewed,
     EpisodeDecided,
     ExperimentCompleted,
     ExperimentFailed,
     ModelSpec,
     RunRequested,
     SpecInferred,
+    steps_key,
 )
 from greenai.events.jobs import EvaluateRequested, EventRejected, JobFailed, JobStarted, StepRequested
 from greenai.events.results import EvaluateCompleted, StepCompleted
@@ -83,6 +86,23 @@ class ExperimentState:
     failed: ExperimentFailed | None = None
     rejected: int = 0
     events: int = 0
+    proposals: dict[int, list[DecisionProposed]] = field(default_factory=dict)
+    reviews: dict[tuple[int, int], DecisionReviewed] = field(default_factory=dict)
+
+    def tried_keys(self) -> set[str]:
+        """Steps already run, or proposed and rejected by a person: what a policy should not offer again."""
+        keys = {steps_key(ep.decision.steps) for ep in self.episodes.values()}
+        for (episode, number), review in self.reviews.items():
+            if review.verdict == "reject":
+                keys.add(steps_key(self.proposals[episode][number - 1].steps))
+        return keys
+
+    def open_proposal(self) -> tuple[DecisionProposed, DecisionReviewed | None] | None:
+        """The latest proposal for the next episode and its review, if any; None when there is none."""
+        props = self.proposals.get(self.decided + 1)
+        if not props:
+            return None
+        return props[-1], self.reviews.get((props[-1].episode, props[-1].proposal))
 
     @property
     def closed(self) -> bool:
@@ -143,6 +163,12 @@ def apply(state: ExperimentState, env: Envelope) -> None:
             ep = state.episode_of_job(data.job_id)
             if ep is not None and ep.evaluated is None:
                 ep.failure = data
+    elif isinstance(data, DecisionProposed):
+        props = state.proposals.setdefault(data.episode, [])
+        if data.proposal == len(props) + 1:
+            props.append(data)
+    elif isinstance(data, DecisionReviewed):
+        state.reviews.setdefault((data.episode, data.proposal), data)
     elif isinstance(data, EventRejected):
         state.rejected += 1
     elif isinstance(data, ExperimentCompleted):

@@ -27,7 +27,6 @@ from greenai.shared.logging import get_logger
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
-from nats.js.errors import NotFoundError
 
 FailureReasonOrGaveUp = Literal["unsupported", "invalid", "error", "gave_up"]
 Handler = Callable[[Envelope], Awaitable[Sequence[EventData]]]
@@ -95,11 +94,10 @@ class JobWorker:
             filter_subject=type_filter(self.spec.request_type),
             deliver_policy=api.DeliverPolicy.ALL,
         )
-        try:
-            await self.store.js.consumer_info(self.store.stream, self.spec.durable)
-        except NotFoundError:
-            with contextlib.suppress(Exception):  # another instance created it meanwhile
-                await self.store.js.add_consumer(self.store.stream, config)
+        try:  # create, or update the settings (ack wait, attempts) of an existing one
+            await self.store.js.add_consumer(self.store.stream, config)
+        except Exception as exc:
+            self.log.warning("could not create or update the consumer; binding to it as it is", error=str(exc))
         return await self.store.js.pull_subscribe_bind(durable=self.spec.durable, stream=self.store.stream)
 
     async def serve(self, stop: asyncio.Event) -> None:

@@ -15,7 +15,7 @@ from greenai.events.experiment import ExperimentFailed, SpecInferred
 from greenai.events.subjects import type_filter
 from greenai.projections.experiment import ExperimentState, apply, fold_experiment
 from greenai.projections.skills import SkillMemory, skill_memory
-from greenai.services.coordinator.planner import plan, wants_decision
+from greenai.services.coordinator.planner import needs_policy, plan
 from greenai.services.coordinator.policies.auto import UnknownPolicyError, get_policy
 from greenai.services.coordinator.spec import infer_spec
 from greenai.shared.config import Settings
@@ -26,11 +26,11 @@ from greenai.shared.runtime import instance_id, reject
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
-from nats.js.errors import NotFoundError
 
 AGENT = "coordinator"
 TRIGGERS = (
     "run.requested",
+    "decision.reviewed",
     "quantize.completed",
     "prune.completed",
     "lora.completed",
@@ -55,11 +55,10 @@ class Coordinator:
             filter_subjects=[type_filter(t) for t in TRIGGERS],
             deliver_policy=api.DeliverPolicy.ALL,
         )
-        try:
-            await self.store.js.consumer_info(self.store.stream, DURABLE)
-        except NotFoundError:
-            with contextlib.suppress(Exception):
-                await self.store.js.add_consumer(self.store.stream, config)
+        try:  # create, or update a consumer an older version created with other triggers
+            await self.store.js.add_consumer(self.store.stream, config)
+        except Exception as exc:
+            self.log.warning("could not create or update the consumer; binding to it as it is", error=str(exc))
         sub = await self.store.js.pull_subscribe_bind(durable=DURABLE, stream=self.store.stream)
         self.log.info("serving", triggers=list(TRIGGERS))
         try:
@@ -115,7 +114,7 @@ class Coordinator:
                 pending = [self._spec_or_failure(state)]
             else:
                 decision, policy_name = None, state.run.policy
-                if wants_decision(state):
+                if needs_policy(state):
                     try:
                         policy = get_policy(state.run.policy, self.settings)
                     except UnknownPolicyError as exc:
@@ -126,8 +125,10 @@ class Coordinator:
                         decision = policy.decide(state, skills)
                 if not pending:
                     if decision is not None:
-                        n = state.decided + 1
-                        pending = [(f"episode:{n}:note:{i}", note) for i, note in enumerate(decision.notes)]
+                        prefix = f"episode:{state.decided + 1}"
+                        if state.run.interactive:
+                            prefix += f":proposal:{len(state.proposals.get(state.decided + 1, [])) + 1}"
+                        pending = [(f"{prefix}:note:{i}", note) for i, note in enumerate(decision.notes)]
                     pending += [(p.key, p.data) for p in plan(state, decision, policy_name)]
             if not pending:
                 return

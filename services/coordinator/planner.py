@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from greenai.events import EventData
-from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed
+from greenai.events.experiment import DecisionProposed, EpisodeDecided, ExperimentCompleted, ExperimentFailed
 from greenai.events.jobs import STEP_REQUESTS, ArtifactRef, EvaluateRequested
 from greenai.events.results import EvaluateCompleted
 from greenai.projections.experiment import ExperimentState
@@ -69,6 +69,47 @@ def _candidate(exp: str, r: EvaluateCompleted) -> Candidate:
         ci_low=r.ci_low, ci_high=r.ci_high, n=r.n, latency_ms_per_token=r.latency.decode_ms_per_token,
         peak_rss_mb=r.peak_rss_mb, size_bytes=r.size_bytes, energy_j=r.energy.joules, energy_mode=r.energy.mode,
     )  # fmt: skip
+
+
+def needs_policy(state: ExperimentState, now: datetime | None = None) -> bool:
+    """Whether the policy must be asked now: a decision is due and, in an interactive run, no
+    proposal is waiting for (or has passed) review."""
+    if not wants_decision(state, now):
+        return False
+    if state.run is None or not state.run.interactive:
+        return True
+    pending = state.open_proposal()
+    return pending is None or (pending[1] is not None and pending[1].verdict == "reject")
+
+
+def _interactive(state: ExperimentState, decision: Decision | None, policy_name: str) -> list[Planned]:
+    n = state.decided + 1
+    pending = state.open_proposal()
+    if pending is None or (pending[1] is not None and pending[1].verdict == "reject"):
+        if decision is None:
+            return []
+        number = 1 if pending is None else pending[0].proposal + 1
+        proposal = DecisionProposed(
+            episode=n, proposal=number, action=decision.action, steps=list(decision.steps), policy=policy_name,
+            rationale=decision.rationale, search_point=decision.search_point,
+        )  # fmt: skip
+        return [Planned(f"episode:{n}:proposal:{number}", proposal)]
+    proposed, review = pending
+    if review is None:
+        return []  # waiting for a person
+    if review.verdict == "approve":
+        steps, action = proposed.steps, proposed.action
+        policy, why = proposed.policy, f"{proposed.rationale} — approved by {review.reviewer}"
+    else:
+        steps, action = review.steps, ("compress" if review.steps else "end")
+        policy, why = "human", f"edited by {review.reviewer} (proposal was: {proposed.rationale})"
+    if review.comment:
+        why += f"; {review.comment}"
+    decided = EpisodeDecided(
+        episode=n, action=action, steps=steps, policy=policy, rationale=why,
+        search_point=proposed.search_point if review.verdict == "approve" else None,
+    )  # fmt: skip
+    return [Planned(f"episode:{n}:decided", decided)]
 
 
 def wants_decision(state: ExperimentState, now: datetime | None = None) -> bool:
@@ -155,7 +196,9 @@ def plan(
                     ),
                 )
             )
-    if wants_decision(state, now):
+    if wants_decision(state, now) and run.interactive:
+        out += _interactive(state, decision, policy_name)
+    elif wants_decision(state, now):
         if decision is not None:
             n = state.decided + 1
             out.append(

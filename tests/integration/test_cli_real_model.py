@@ -134,3 +134,21 @@ def test_spec_prints_the_model_the_machine_and_what_fits(data_dir: Path, tmp_pat
     assert methods["gptq"]["needs_gib"] == round(2.5 * 4 * 134_515_008 / 2**30, 2)
     missing = greenai("spec", "no-such-model", env=cli_env(tmp_path / "work", data_dir))
     assert missing.returncode == 1 and "unknown model" in missing.stdout
+
+
+def test_interactive_run_records_who_decided(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "work", data_dir)
+    args = ["run", "--model", str(tiny_model_dir), "--episodes", "1", "--limit", "2", "--policy", "grid",
+            "--interactive", "--name", "asked"]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "greenai", *args], env=env, input="r\na\n", capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(greenai("analyze", "asked", "--format", "json", env=env).stdout)
+    (episode,) = report["summary"]["episodes"]
+    assert episode["status"] == "evaluated"
+    detailed = greenai("analyze", "asked", "--format", "detailed", env=env).stdout.replace("\n", " ")
+    assert "proposal 1: reject by" in detailed and "proposal 2: approve by" in detailed
+    strategy = json.loads((tmp_path / "work" / "experiments" / "asked" / "episode_001" / "strategy.json").read_text())
+    assert "approved by" in strategy["decision"]["rationale"]
+    assert strategy["decision"]["steps"][0]["params"]["bits"] == 4  # the grid's second proposal

@@ -2,11 +2,20 @@ from __future__ import annotations
 
 import pytest
 from greenai.events import Envelope, new_event
-from greenai.events.experiment import EpisodeDecided, ExperimentCompleted, ExperimentFailed, Step
+from greenai.events.experiment import (
+    DecisionProposed,
+    DecisionReviewed,
+    EpisodeDecided,
+    ExperimentCompleted,
+    ExperimentFailed,
+    RunRequested,
+    Step,
+    steps_key,
+)
 from greenai.events.jobs import EvaluateRequested, LoraRequested, PruneRequested, QuantizeRequested
 from greenai.projections.experiment import fold_experiment
 from greenai.projections.skills import SkillMemory
-from greenai.services.coordinator.planner import plan, wants_decision
+from greenai.services.coordinator.planner import needs_policy, plan, wants_decision
 from greenai.services.coordinator.policies.base import Decision
 from greenai.services.coordinator.policies.grid import GRID, GridPolicy
 from pydantic import ValidationError
@@ -146,3 +155,52 @@ def test_grid_policy_walks_the_grid_skipping_what_was_tried() -> None:
     events = [f.run(), f.spec()] + [f.pipeline("e", i + 1, list(d.steps)) for i, d in enumerate(GRID)]
     assert policy.decide(fold_experiment("e", events), SkillMemory(skills=[])).action == "end"
     assert any(len(d.steps) == 3 for d in GRID), "the grid explores a prune → quantize → LoRA pipeline"
+
+
+def _interactive_events() -> list:
+    run = new_event(
+        "e", RunRequested(model="m", dataset="arc_easy", episodes=1, interactive=True), producer="t", key="run"
+    )
+    return [run, f.spec(), f.evaluate_requested("e", 0)]
+
+
+def test_interactive_runs_propose_then_wait_for_a_person() -> None:
+    events = _interactive_events()
+    state = fold_experiment("e", events)
+    assert needs_policy(state)
+    (proposal,) = plan(state, QUANT, "grid")
+    assert isinstance(proposal.data, DecisionProposed) and proposal.key == "episode:1:proposal:1"
+    events.append(new_event("e", proposal.data, producer="t"))
+    state = fold_experiment("e", events)
+    assert not needs_policy(state) and plan(state, None, "grid") == []  # waiting for the review
+
+    review = DecisionReviewed(episode=1, proposal=1, verdict="reject", reviewer="ada")
+    events.append(new_event("e", review, producer="cli"))
+    state = fold_experiment("e", events)
+    assert needs_policy(state)
+    assert steps_key(proposal.data.steps) in state.tried_keys(), "policies will not offer it again"
+    other = Decision.single("quantize", "gptq", {"bits": 4}, "second try")
+    (second,) = plan(state, other, "grid")
+    assert isinstance(second.data, DecisionProposed) and second.data.proposal == 2
+    events.append(new_event("e", second.data, producer="t"))
+    events.append(
+        new_event("e", DecisionReviewed(episode=1, proposal=2, verdict="approve", reviewer="ada"), producer="cli")
+    )
+    (decided,) = plan(fold_experiment("e", events), None, "grid")
+    assert isinstance(decided.data, EpisodeDecided)
+    assert decided.data.steps[0].method == "gptq" and "approved by ada" in decided.data.rationale
+
+
+def test_an_edited_decision_runs_the_persons_steps() -> None:
+    events = _interactive_events()
+    (proposal,) = plan(fold_experiment("e", events), QUANT, "grid")
+    events.append(new_event("e", proposal.data, producer="t"))
+    mine = [Step(kind="prune", method="wanda", params={"sparsity": 0.3})]
+    events.append(
+        new_event(
+            "e", DecisionReviewed(episode=1, proposal=1, verdict="edit", steps=mine, reviewer="bo"), producer="cli"
+        )
+    )
+    (decided,) = plan(fold_experiment("e", events), None, "grid")
+    assert isinstance(decided.data, EpisodeDecided)
+    assert decided.data.steps == mine and decided.data.policy == "human" and "edited by bo" in decided.data.rationale

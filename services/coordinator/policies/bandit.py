@@ -41,7 +41,7 @@ class BanditPolicy(Policy):
     exploration = 1.0
 
     def decide(self, state: ExperimentState, skills: SkillMemory) -> Decision:
-        tried = {steps_key(ep.decision.steps) for ep in state.episodes.values()}
+        tried = state.tried_keys()
         objective = PRESETS[state.run.objective if state.run else "balanced"]
         baseline = state.baseline.result
         pulls: dict[str, list[float]] = {arm: [] for arm in ARMS}

@@ -56,7 +56,7 @@ class GridPolicy(Policy):
     name = "grid"
 
     def decide(self, state: ExperimentState, skills: SkillMemory) -> Decision:
-        tried = {steps_key(ep.decision.steps) for ep in state.episodes.values()}
+        tried = state.tried_keys()
         family = state.spec.family if state.spec else "unknown"
         # a configuration that failed every time on this model family is not worth another try
         hopeless = {

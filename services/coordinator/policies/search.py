@@ -50,7 +50,7 @@ class OptunaPolicy(Policy):
                     params=point, distributions=recorder.distributions, state=optuna.trial.TrialState.FAIL
                 )
             study.add_trial(past)
-        tried = {steps_key(ep.decision.steps) for ep in state.episodes.values()}
+        tried = state.tried_keys()
         for _ in range(25):  # samplers may propose a configuration already run; ask again
             trial = study.ask()
             steps = suggest_steps(trial)
