@@ -53,3 +53,14 @@ async def wait_for(
         if loop.time() > deadline:
             raise AssertionError(f"timed out; events so far: {[e.type for e in events]}")
         await asyncio.sleep(0.2)
+
+
+def finished(events: list[Envelope]) -> bool:
+    return any(e.type in ("experiment.completed", "experiment.failed") for e in events)
+
+
+def stop_agents(procs: dict[str, subprocess.Popen[bytes]], timeout: float = 30) -> None:
+    for p in procs.values():
+        p.terminate()
+    for p in procs.values():
+        p.wait(timeout)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,25 +17,11 @@ from greenai.events.experiment import EpisodeDecided, RunRequested
 from greenai.events.jobs import EventRejected, JobStarted
 from greenai.events.results import QuantizeCompleted
 from greenai.shared.eventstore import EventStore
-from greenai.shared.nats_server import EmbeddedNats, start_nats_server
+from greenai.shared.nats_server import EmbeddedNats
 
-from tests.integration.helpers import agent_env, start_agent, wait_for
+from tests.integration.helpers import agent_env, finished, start_agent, stop_agents, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
-    s = start_nats_server(tmp_path / "nats", publish_endpoint=False)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-async def log(server: EmbeddedNats) -> AsyncIterator[EventStore]:
-    store = await EventStore.connect(server.url, "GREENAI_EVENTS")
-    yield store
-    await store.close()
 
 
 def of_type(events: list[Envelope], cls: type) -> list:
@@ -83,15 +68,12 @@ async def test_crashes_restarts_and_garbage_lose_nothing_and_repeat_nothing(
         events = await wait_for(
             log,
             exp,
-            lambda ev: any(e.type in ("experiment.completed", "experiment.failed") for e in ev),
+            finished,
             400,
             list(procs.values()),
         )
     finally:
-        for p in procs.values():
-            p.terminate()
-        for p in procs.values():
-            p.wait(20)
+        stop_agents(procs, 20)
 
     assert events[-1].type == "experiment.completed", [e.type for e in events]
 

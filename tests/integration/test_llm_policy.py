@@ -14,16 +14,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from greenai.events import new_event
 from greenai.events.experiment import EpisodeDecided, LLMConsulted, PolicyFellBack, RunRequested
 from greenai.shared.eventstore import EventStore
-from greenai.shared.nats_server import EmbeddedNats, start_nats_server
+from greenai.shared.nats_server import EmbeddedNats
 
-from tests.integration.helpers import agent_env, start_agent, wait_for
+from tests.integration.helpers import agent_env, finished, start_agent, stop_agents, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -60,20 +60,6 @@ def llm_server(smollm2_dir: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
     proc.wait(30)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    s = start_nats_server(tmp_path / "nats", publish_endpoint=False)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-async def log(server: EmbeddedNats) -> AsyncIterator[EventStore]:
-    store = await EventStore.connect(server.url, "GREENAI_EVENTS")
-    yield store
-    await store.close()
-
-
 async def test_two_llm_episodes_with_validation_retry_and_fallback(
     llm_server: tuple[str, str],
     server: EmbeddedNats,
@@ -98,15 +84,12 @@ async def test_two_llm_episodes_with_validation_retry_and_fallback(
         events = await wait_for(
             log,
             exp,
-            lambda ev: any(e.type in ("experiment.completed", "experiment.failed") for e in ev),
+            finished,
             900,
             list(procs.values()),
         )
     finally:
-        for p in procs.values():
-            p.terminate()
-        for p in procs.values():
-            p.wait(30)
+        stop_agents(procs, 30)
 
     assert events[-1].type == "experiment.completed", [e.type for e in events]
     calls = [e.data for e in events if isinstance(e.data, LLMConsulted)]
