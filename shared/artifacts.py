@@ -8,9 +8,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from greenai.events.jobs import ArtifactRef
-from greenai.shared.jobs import JobError
+from greenai.events.jobs import ArtifactRef, StepRequested
+from greenai.events.results import Artifact, StepCompleted
+from greenai.shared.jobs import JobError, Measured
 from greenai.shared.model_io import (
     ModelNotFoundError,
     folder_bytes,
@@ -20,6 +22,8 @@ from greenai.shared.model_io import (
     resolve_model,
     weight_bytes,
 )
+
+StepCompletedT = TypeVar("StepCompletedT", bound=StepCompleted)
 
 
 def source_folder(ref: ArtifactRef, models_dir: Path) -> Path:
@@ -57,3 +61,31 @@ def writing(target: str | Path) -> Iterator[Path]:
 
 def describe_folder(folder: str | Path) -> Written:
     return Written(bytes=folder_bytes(folder), weight_bytes=weight_bytes(folder), sha256=folder_sha256(folder))
+
+
+def step_completed(
+    cls: type[StepCompletedT], job: StepRequested, target: Path, measured: Measured, source_parameters: int | None
+) -> StepCompletedT:
+    """The completion event of a step job, from what its child process returned: `bytes`,
+    `weight_bytes`, `sha256`, `config` (validated parameters) and optional `metrics`."""
+    out = measured.value
+    return cls(
+        job_id=job.job_id,
+        episode=job.episode,
+        step=job.step,
+        method=job.method,
+        params=out["config"],
+        artifact=Artifact(path=str(target), bytes=out["bytes"], sha256=out["sha256"]),
+        # effective bits: the weight files (quantized layers, scales, unquantized embeddings) over the
+        # source's parameters; tokenizer and config files are not weights
+        bits_per_weight=round(out["weight_bytes"] * 8 / source_parameters, 3) if source_parameters else None,
+        wall_s=round(measured.wall_s, 3),
+        peak_rss_mb=round(measured.peak_rss_mb, 1),
+        metrics=out.get("metrics", {}),
+    )
+
+
+def compute_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from greenai.events import Envelope, EventData
 from greenai.events.jobs import PruneRequested
-from greenai.events.results import Artifact, PruneCompleted
+from greenai.events.results import PruneCompleted
 from greenai.services.pruning.job import prune_to_folder
 from greenai.services.pruning.methods.auto import get_method
-from greenai.shared.artifacts import source_folder
+from greenai.shared.artifacts import compute_device, source_folder, step_completed
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
 from greenai.shared.model_io import folder_bytes
@@ -38,9 +38,7 @@ class PruningAgent:
             )
         target = self.settings.artifacts_dir / request.experiment_id / job.job_id
         data_dir = str(self.settings.data_dir) if self.settings.data_dir else None
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = compute_device()
         measured = await run_in_child(
             prune_to_folder,
             job.method,
@@ -54,18 +52,4 @@ class PruningAgent:
             device,
             threads=self.settings.torch_threads,
         )
-        out = measured.value
-        return [
-            PruneCompleted(
-                job_id=job.job_id,
-                episode=job.episode,
-                step=job.step,
-                method=job.method,
-                params=out["config"],
-                artifact=Artifact(path=str(target), bytes=out["bytes"], sha256=out["sha256"]),
-                bits_per_weight=round(out["weight_bytes"] * 8 / out["source_parameters"], 3),
-                wall_s=round(measured.wall_s, 3),
-                peak_rss_mb=round(measured.peak_rss_mb, 1),
-                metrics=out["metrics"],
-            )
-        ]
+        return [step_completed(PruneCompleted, job, target, measured, measured.value["source_parameters"])]

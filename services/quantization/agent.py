@@ -8,10 +8,10 @@ from pathlib import Path
 
 from greenai.events import Envelope, EventData
 from greenai.events.jobs import QuantizeRequested
-from greenai.events.results import Artifact, QuantizeCompleted
+from greenai.events.results import QuantizeCompleted
 from greenai.services.quantization.job import quantize_to_folder
 from greenai.services.quantization.methods.auto import get_method
-from greenai.shared.artifacts import source_folder
+from greenai.shared.artifacts import compute_device, source_folder, step_completed
 from greenai.shared.config import Settings
 from greenai.shared.jobs import run_in_child
 from greenai.shared.model_io import folder_bytes
@@ -20,16 +20,10 @@ from greenai.shared.runtime import JobSpec
 AGENT = "quantization"
 
 
-def detect_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class QuantizationAgent:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.device = detect_device()
+        self.device = compute_device()
 
     def spec(self) -> JobSpec:
         return JobSpec(
@@ -67,24 +61,8 @@ class QuantizationAgent:
             self.device,
             threads=self.settings.torch_threads,
         )
-        out = measured.value
-        params = out["source_parameters"]
         _check_loadable(target)
-        return [
-            QuantizeCompleted(
-                job_id=job.job_id,
-                episode=job.episode,
-                step=job.step,
-                method=job.method,
-                params=config.model_dump(),
-                artifact=Artifact(path=str(target), bytes=out["bytes"], sha256=out["sha256"]),
-                # effective: the weight files (quantized layers, scales, unquantized embeddings) over the
-                # source's parameters; tokenizer and config files are not weights
-                bits_per_weight=round(out["weight_bytes"] * 8 / params, 3) if params else None,
-                wall_s=round(measured.wall_s, 3),
-                peak_rss_mb=round(measured.peak_rss_mb, 1),
-            )
-        ]
+        return [step_completed(QuantizeCompleted, job, target, measured, measured.value["source_parameters"])]
 
 
 def _check_loadable(folder: Path) -> None:

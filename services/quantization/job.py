@@ -42,4 +42,5 @@ def quantize_to_folder(
         "weight_bytes": written.weight_bytes,
         "sha256": written.sha256,
         "source_parameters": count_parameters(source),
+        "config": config.model_dump(),
     }
