@@ -49,6 +49,14 @@ SETTINGS: list[tuple[str, Steps]] = [
     ("MLP channels −25 %", [("prune", "mlp_channels", {"ratio": 0.25})]),
     ("Wanda 50 % + LoRA 50 steps", [("prune", "wanda", {"sparsity": 0.5}), ("lora", "lora", {"steps": 50})]),
     ("drop 4 layers + LoRA 50 steps", [("prune", "layer_drop", {"layers": 4}), ("lora", "lora", {"steps": 50})]),
+    ("SparseGPT 50 % + LoRA 50 steps", [("prune", "sparsegpt", {"sparsity": 0.5}), ("lora", "lora", {"steps": 50})]),
+    ("magnitude 50 % + LoRA 50 steps", [("prune", "magnitude", {"sparsity": 0.5}), ("lora", "lora", {"steps": 50})]),
+    ("Wanda 2:4 + LoRA 50 steps", [("prune", "wanda", {"pattern": "2:4"}), ("lora", "lora", {"steps": 50})]),
+    ("SparseGPT 2:4 + LoRA 50 steps", [("prune", "sparsegpt", {"pattern": "2:4"}), ("lora", "lora", {"steps": 50})]),
+    (
+        "MLP channels −25 % + LoRA 50 steps",
+        [("prune", "mlp_channels", {"ratio": 0.25}), ("lora", "lora", {"steps": 50})],
+    ),
 ]
 SLOW: list[tuple[str, Steps]] = [
     ("AutoRound W3 g64 RTN", [("quantize", "autoround", {"bits": 3, "group_size": 64})]),
@@ -189,6 +197,12 @@ async def main(args: argparse.Namespace) -> None:
         chosen = [s for s in chosen if not s[1] or any(m in keep for _, m, _ in s[1])]
     rows = []
     for label, steps in chosen:
+        if args.cached_only:
+            slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+            cached = args.work_dir / "results" / f"{slug}.json"
+            if cached.exists():
+                rows.append(json.loads(cached.read_text()))
+            continue
         try:
             rows.append(await one(label, steps, base, args))
             print(f"done: {label}", flush=True)
@@ -209,4 +223,5 @@ if __name__ == "__main__":
     parser.add_argument("--only", help="comma-separated method names (baselines always run)")
     parser.add_argument("--slow", action="store_true", help="also W3/W2, tuned AutoRound (~20 min) and 200-step LoRA")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--cached-only", action="store_true", help="only tabulate the settings already measured")
     asyncio.run(main(parser.parse_args()))
