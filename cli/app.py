@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import TypeAdapter, ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.prompt import Prompt
+from rich.table import Table
+
 from greenai.cli.agents import AGENTS, run_agent, spawn_agent, stop_all
 from greenai.cli.render import describe, front_table
 from greenai.events import new_event
@@ -37,11 +43,6 @@ from greenai.shared.bus import Bus, ensure_nats, open_store
 from greenai.shared.config import ConfigError, Settings, load_settings
 from greenai.shared.eventstore import ConcurrencyError, EventStore, StoredEvent
 from greenai.shared.logging import configure_logging
-from pydantic import TypeAdapter, ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.prompt import Prompt
-from rich.table import Table
 
 app = typer.Typer(
     help="GreenAI: agentic compression of LLMs, driven by an event log on NATS JetStream.", no_args_is_help=True

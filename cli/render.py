@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.table import Table
+
 from greenai.events import Envelope
 from greenai.events.experiment import (
     DecisionProposed,
@@ -15,7 +17,6 @@ from greenai.events.experiment import (
 from greenai.events.jobs import EvaluateRequested, EventRejected, JobFailed, JobStarted, StepRequested
 from greenai.events.results import EvaluateCompleted, StepCompleted
 from greenai.projections.pareto import ParetoFront
-from rich.table import Table
 
 
 def describe(env: Envelope) -> str:

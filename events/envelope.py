@@ -7,8 +7,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from greenai.events import registry
-from greenai.events.subjects import EXPERIMENT_ID_PATTERN, event_subject
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -18,6 +16,9 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from greenai.events import registry
+from greenai.events.subjects import EXPERIMENT_ID_PATTERN, event_subject
 
 ExperimentId = Annotated[str, StringConstraints(pattern=EXPERIMENT_ID_PATTERN)]
 # Deterministic ids (uuid5 of a stable key) make re-sent events collapse into one in the log.

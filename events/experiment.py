@@ -6,9 +6,10 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from greenai.events.envelope import EventData
 from greenai.events.registry import register
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 StepKind = Literal["quantize", "prune", "lora"]
 

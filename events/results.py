@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from greenai.events.envelope import EventData
 from greenai.events.registry import register
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class Artifact(BaseModel):

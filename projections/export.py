@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from greenai.events import Envelope
 from greenai.projections.charts import pareto_html
 from greenai.projections.experiment import ExperimentState, fold_experiment
 from greenai.projections.pareto import ParetoFront, pareto_front
 from greenai.projections.skills import SkillMemory
-from pydantic import BaseModel
 
 
 def _dump(obj: Any) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from greenai.events import Envelope
 from greenai.events.experiment import EpisodeDecided
 from greenai.events.results import EvaluateCompleted
-from pydantic import BaseModel, ConfigDict
 
 # (attribute, +1 when higher is better, -1 when lower is better)
 OBJECTIVES: tuple[tuple[str, int], ...] = (

@@ -12,11 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from greenai.events import Envelope
 from greenai.events.experiment import EpisodeDecided, SpecInferred
 from greenai.events.jobs import JobFailed, StepRequested
 from greenai.events.results import EvaluateCompleted
-from pydantic import BaseModel, ConfigDict
 
 
 class Skill(BaseModel):

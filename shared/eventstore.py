@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import nats
-from greenai.events import Envelope, MalformedEvent, decode
-from greenai.events.subjects import PREFIX, all_events, experiment_filter, experiment_of_subject
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, BadRequestError, NotFoundError
+
+from greenai.events import Envelope, MalformedEvent, decode
+from greenai.events.subjects import PREFIX, all_events, experiment_filter, experiment_of_subject
 
 WRONG_LAST_SEQUENCE = 10071
 

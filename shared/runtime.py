@@ -18,15 +18,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import api
+
 from greenai.events import Envelope, EventData, MalformedEvent, decode, new_event
 from greenai.events.jobs import EventRejected, JobFailed, JobStarted
 from greenai.events.subjects import SYSTEM_EXPERIMENT, experiment_of_subject, type_filter
 from greenai.shared.eventstore import EventStore
 from greenai.shared.jobs import JobError
 from greenai.shared.logging import get_logger
-from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import api
 
 FailureReasonOrGaveUp = Literal["unsupported", "invalid", "error", "gave_up"]
 Handler = Callable[[Envelope], Awaitable[Sequence[EventData]]]

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import EmbeddedNats, start_nats_server
 

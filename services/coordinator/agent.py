@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import api
+
 from greenai.events import Envelope, EventData, MalformedEvent, decode, new_event
 from greenai.events.experiment import ExperimentFailed, SpecInferred
 from greenai.events.subjects import type_filter
@@ -23,9 +27,6 @@ from greenai.shared.eventstore import ConcurrencyError, EventStore
 from greenai.shared.logging import get_logger
 from greenai.shared.model_io import ModelNotFoundError
 from greenai.shared.runtime import instance_id, reject
-from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import api
 
 AGENT = "coordinator"
 TRIGGERS = (

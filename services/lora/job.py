@@ -16,11 +16,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from greenai.services.lora.train import LoraParams, train_lora
 from greenai.shared.artifacts import describe_folder, writing
 from greenai.shared.calibration import calibration_texts
 from greenai.shared.jobs import JobError
-from pydantic import ValidationError
 
 METHODS = ("lora", "qlora")
 

@@ -12,13 +12,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from greenai.events import Envelope, new_event
 from greenai.events.experiment import EpisodeDecided, RunRequested
 from greenai.events.jobs import EventRejected, JobStarted
 from greenai.events.results import QuantizeCompleted
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import EmbeddedNats
-
 from tests.integration.helpers import agent_env, finished, start_agent, stop_agents, wait_for
 
 pytestmark = pytest.mark.slow

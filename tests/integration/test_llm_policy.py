@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from greenai.events import new_event
 from greenai.events.experiment import EpisodeDecided, LLMConsulted, PolicyFellBack, RunRequested
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import EmbeddedNats
-
 from tests.integration.helpers import agent_env, finished, start_agent, stop_agents, wait_for
 
 pytestmark = pytest.mark.slow

@@ -13,13 +13,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from greenai.events import Envelope, new_event
 from greenai.events.experiment import RunRequested, Step
 from greenai.events.jobs import JobStarted, StepRequested
 from greenai.events.results import EvaluateCompleted, LoraCompleted, PruneCompleted, QuantizeCompleted
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import EmbeddedNats
-
 from tests.integration.helpers import agent_env, finished, start_agent, stop_agents, wait_for
 
 pytestmark = pytest.mark.slow

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from greenai.shared.config import ConfigError, Settings, load_settings
 
 

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from greenai.services.evaluation.job import evaluate_folder, wilson_interval
 from greenai.services.evaluation.tasks import UnknownBenchmarkError, benchmark
 

@@ -4,11 +4,12 @@ import json
 import uuid
 
 import pytest
+from pydantic import ValidationError
+
 from greenai.events import MalformedEvent, decode, event_subject, event_types, new_event
 from greenai.events.experiment import EpisodeDecided, RunRequested
 from greenai.events.jobs import ArtifactRef, QuantizeRequested
 from greenai.events.subjects import experiment_of_subject, type_filter
-from pydantic import ValidationError
 
 
 def run_event(exp: str = "exp-1") -> object:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from greenai.events import new_event
 from greenai.events.experiment import ExperimentCompleted, RunRequested
 from greenai.shared.eventstore import ConcurrencyError, EventStore, StoredEvent, Unreadable

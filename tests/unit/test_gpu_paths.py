@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from greenai.services.quantization.job import quantize_to_folder
 
 try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from greenai.services.lora.job import lora_to_folder
 from greenai.services.pruning.job import prune_to_folder
 from greenai.services.quantization.job import quantize_to_folder

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from greenai.services.coordinator.spec import infer_spec
 from greenai.shared.model_io import ModelNotFoundError, folder_bytes, folder_sha256, resolve_model
 

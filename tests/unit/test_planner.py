@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from greenai.events import Envelope, new_event
 from greenai.events.experiment import (
     DecisionProposed,
@@ -18,8 +20,6 @@ from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.planner import needs_policy, plan, wants_decision
 from greenai.services.coordinator.policies.base import Decision
 from greenai.services.coordinator.policies.grid import GRID, GridPolicy
-from pydantic import ValidationError
-
 from tests import factories as f
 
 QUANT = Decision.single("quantize", "autoround", {"bits": 4}, "because")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from greenai.events import new_event
 from greenai.events.experiment import EpisodeDecided, RunRequested, steps_key
 from greenai.projections.experiment import fold_experiment
@@ -13,7 +14,6 @@ from greenai.services.coordinator.objectives import PRESETS
 from greenai.services.coordinator.planner import front_improvements, plan, stop_reason, wants_decision
 from greenai.services.coordinator.policies.auto import POLICIES, get_policy
 from greenai.services.coordinator.space import Recorder, suggest_steps
-
 from tests import factories as f
 
 NONE = SkillMemory(skills=[])

@@ -3,7 +3,6 @@ from __future__ import annotations
 from greenai.projections.experiment import fold_experiment
 from greenai.projections.pareto import pareto_front
 from greenai.projections.skills import skill_memory
-
 from tests import factories as f
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from greenai.services.pruning.job import prune_to_folder
 from greenai.services.pruning.methods.auto import get_method
 from greenai.services.pruning.methods.base import n_m_mask, unstructured_mask

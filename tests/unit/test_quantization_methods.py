@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from greenai.services.quantization.job import quantize_to_folder
 from greenai.services.quantization.methods.auto import METHODS, get_method
 from greenai.shared.jobs import JobError

@@ -15,13 +15,14 @@ import os
 import time
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from greenai.events import EventData
 from greenai.events.experiment import LLMConsulted, PolicyFellBack, Step
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.policies.base import Decision, Policy
 from greenai.shared.config import Settings
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 METHODS = {
     "quantize": ["autoround", "gptq", "awq", "bnb_int8", "bnb_4bit", "torchao_int8"],

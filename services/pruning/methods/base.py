@@ -6,8 +6,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from greenai.shared.jobs import JobError
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from greenai.shared.jobs import JobError
 
 
 class PruneConfig(BaseModel):

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from greenai.services.pruning.calibrated import calibration_batches, layerwise
 from greenai.services.pruning.methods.base import PruneConfig, PruneContext, PruningMethod
 from greenai.shared.jobs import JobError
-from pydantic import Field
 
 
 class LayerDropConfig(PruneConfig):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from greenai.services.pruning.methods.base import PruneConfig, PruneContext, PruningMethod, decoder_linears
 from greenai.services.pruning.methods.sparsity import SparsityConfig
-from pydantic import Field
 
 
 class MagnitudeConfig(SparsityConfig):

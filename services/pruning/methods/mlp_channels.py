@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from greenai.services.pruning.calibrated import calibration_batches, layerwise, linear_inputs
 from greenai.services.pruning.methods.base import PruneConfig, PruneContext, PruningMethod
-from pydantic import Field
 
 
 class MlpChannelConfig(PruneConfig):

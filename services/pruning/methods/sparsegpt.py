@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from greenai.services.pruning.calibrated import calibration_batches, layerwise, linear_inputs
 from greenai.services.pruning.methods.base import PruneConfig, PruneContext, PruningMethod
 from greenai.services.pruning.methods.sparsity import SparsityConfig
-from pydantic import Field
 
 
 class SparseGPTConfig(SparsityConfig):

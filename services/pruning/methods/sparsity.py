@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from greenai.services.pruning.methods.base import PruneConfig, n_m_mask, unstructured_mask
 from pydantic import Field, field_validator
+
+from greenai.services.pruning.methods.base import PruneConfig, n_m_mask, unstructured_mask
 
 
 class SparsityConfig(PruneConfig):

@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field
+
 from greenai.services.quantization.methods.base import (
     MethodConfig,
     QuantizationMethod,
@@ -14,7 +16,6 @@ from greenai.services.quantization.methods.base import (
     check_group_size,
 )
 from greenai.shared.jobs import JobError
-from pydantic import Field
 
 
 class AutoRoundConfig(MethodConfig):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from greenai.services.quantization.methods._gptqmodel import quantize_with_gptqmodel
 from greenai.services.quantization.methods.base import (
     MethodConfig,
@@ -17,7 +19,6 @@ from greenai.services.quantization.methods.base import (
     Requirements,
     check_group_size,
 )
-from pydantic import Field
 
 
 class AWQConfig(MethodConfig):

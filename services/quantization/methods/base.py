@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from greenai.shared.jobs import JobError
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from greenai.shared.jobs import JobError
 
 
 class MethodConfig(BaseModel):

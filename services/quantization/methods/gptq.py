@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from greenai.services.quantization.methods._gptqmodel import quantize_with_gptqmodel
 from greenai.services.quantization.methods.base import (
     MethodConfig,
@@ -16,7 +18,6 @@ from greenai.services.quantization.methods.base import (
     Requirements,
     check_group_size,
 )
-from pydantic import Field
 
 
 class GPTQConfig(MethodConfig):
