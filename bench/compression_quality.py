@@ -36,7 +36,7 @@ SETTINGS: list[tuple[str, Steps]] = [
     ("AutoRound W8 g64 RTN", [("quantize", "autoround", {"bits": 8, "group_size": 64})]),
     ("AutoRound W4 g64 RTN", [("quantize", "autoround", {"bits": 4, "group_size": 64})]),
     ("GPTQ W4 g64", [("quantize", "gptq", {"bits": 4, "group_size": 64})]),
-    ("AWQ W4 g64", [("quantize", "awq", {"group_size": 64})]),
+    ("AWQ W4 g64, calibration 16×256", [("quantize", "awq", {"group_size": 64})]),
     ("bitsandbytes LLM.int8", [("quantize", "bnb_int8", {})]),
     ("bitsandbytes NF4", [("quantize", "bnb_4bit", {"quant_type": "nf4"})]),
     ("torchao int8 dynamic act + weight", [("quantize", "torchao_int8", {"scheme": "dynamic"})]),
