@@ -199,7 +199,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         speed = f"{base['decode_ms'] / r['decode_ms']:.2f}x" if base else "-"
         lines.append(
             f"| {r['label']} | {r['ppl']:.2f} | {dppl} | {r['acc']:.3f} [{r['acc_ci'][0]:.2f}, {r['acc_ci'][1]:.2f}] | "
-            f"{r['size_mib']:.1f} | {r.get('sparsity', 0):.0%} | {r['decode_ms']:.1f} | {speed} | {r.get('quantize_s', '-')} | {r.get('quantize_peak_mb', '-')} | {r['dtype']} |"
+            f"{r['size_mib']:.1f} | {r.get('sparsity', 0):.0%} | {r['decode_ms']:.1f} | {speed} | {r.get('quantize_s') or '-'} | {r.get('quantize_peak_mb', '-')} | {r['dtype']} |"
         )
     return "\n".join(lines)
 
