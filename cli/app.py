@@ -8,7 +8,9 @@ import getpass
 import json
 import re
 import secrets
+import signal
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -520,5 +522,12 @@ def _existing_bus(settings: Settings, allow_start: bool = False) -> Bus:
         raise typer.Exit(2) from exc
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM ends `run` and `up` like Ctrl-C: through their finally blocks, which stop the agents
+    and the embedded nats-server they started."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+
+
 def main() -> None:
+    _exit_on_sigterm()
     app()
