@@ -68,8 +68,26 @@ def _settings(
         raise typer.Exit(2) from exc
 
 
+def _check_benchmarks(dataset: str, secondary: list[str]) -> None:
+    """Refuse an unknown or malformed benchmark here, before anything is logged or started."""
+    from greenai.services.evaluation.benchmarks.auto import benchmark
+    from greenai.services.evaluation.benchmarks.base import BenchmarkDataError, UnknownBenchmarkError
+
+    try:
+        for name in (dataset, *secondary):
+            bench = benchmark(name)
+            if name == dataset and not bench.bounded:
+                raise BenchmarkDataError(
+                    f"{name} scores {bench.metric} (lower is better): use it with --secondary, not as --dataset"
+                )
+    except (UnknownBenchmarkError, BenchmarkDataError, FileNotFoundError) as exc:
+        console.print(f"[red]bad benchmark:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
 def _new_experiment_id(model: str, dataset: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9]+", "-", Path(model).name.lower()).strip("-")[:30] or "model"
+    dataset = re.sub(r"[^A-Za-z0-9_]+", "-", Path(dataset).stem.lower()).strip("-")[:30] or "bench"
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{stem}-{dataset}-{stamp}-{secrets.token_hex(2)}"
 
@@ -77,7 +95,22 @@ def _new_experiment_id(model: str, dataset: str) -> str:
 @app.command()
 def run(
     model: Annotated[str, typer.Option(help="Alias, .gguf file, local folder or Hugging Face id.")] = "smollm2-135m",
-    dataset: Annotated[str, typer.Option(help="Target benchmark.")] = "arc_easy",
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="Target benchmark: arc_easy, arc_challenge, gsm8k, commonsense_qa, truthfulqa_mc1, truthfulqa_mc2, "
+            "humaneval, bbh (or bbh:<task>), mmlu, hellaswag, winogrande; or your own .jsonl (with a .yaml "
+            "description beside it) or lm-eval task folder."
+        ),
+    ] = "arc_easy",
+    secondary: Annotated[
+        list[str] | None,
+        typer.Option("--secondary", help="Another benchmark scored on every candidate (repeatable); e.g. wikitext2."),
+    ] = None,
+    promote_limit: Annotated[
+        int | None,
+        typer.Option(help="Re-evaluate Pareto-front candidates on this many items (0: all of them)."),
+    ] = None,
     episodes: Annotated[int, typer.Option(min=1)] = 3,
     limit: Annotated[int | None, typer.Option(help="Benchmark items per evaluation (default: all).")] = None,
     policy: Annotated[
@@ -114,6 +147,7 @@ def run(
 ) -> None:
     """Request an experiment, follow it episode by episode, then show the Pareto front."""
     settings = _settings(data_dir, work_dir, nats_url)
+    _check_benchmarks(dataset, secondary or [])
     experiment_id = name or _new_experiment_id(model, dataset)
     try:
         check_experiment_id(experiment_id)
@@ -135,6 +169,7 @@ def run(
         request = RunRequested(
             model=model, dataset=dataset, episodes=episodes, policy=policy, limit=limit, seed=seed, plan=steps,
             objective=objective, patience=patience, time_budget_h=time_budget_h, interactive=interactive,
+            secondary=secondary or [], promote_limit=promote_limit,
         )  # fmt: skip
     except ValidationError as exc:
         console.print(f"[red]bad run request:[/red] {exc}")

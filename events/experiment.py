@@ -51,6 +51,14 @@ class RunRequested(EventData):
     plan: list[list[Step]] | None = Field(
         default=None, description="For policy 'plan': the episodes to run, each a list of steps."
     )
+    secondary: list[str] = Field(
+        default_factory=list, description="More benchmarks scored on every candidate (not optimised for)."
+    )
+    promote_limit: int | None = Field(
+        default=None,
+        ge=0,
+        description="Front candidates are re-evaluated on this many items (0: all); unset: no promotion.",
+    )
     requested_by: str = "cli"
 
 

@@ -64,8 +64,12 @@ class EvaluateRequested(EventData):
     episode: int = Field(ge=0, description="0 is the uncompressed baseline.")
     target: ArtifactRef
     task: str
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1, description="A seeded subset of this many items; unset: all.")
     seed: int = 0
+    secondary: list[str] = Field(default_factory=list)
+    purpose: Literal["episode", "promotion"] = Field(
+        default="episode", description="'promotion': a front candidate re-evaluated on more items."
+    )
 
 
 @register

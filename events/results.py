@@ -67,6 +67,21 @@ class Energy(BaseModel):
     detail: str
 
 
+class TaskScore(BaseModel):
+    """One benchmark's score on a candidate; perplexity-like metrics are lower-is-better."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str
+    metric: str
+    value: float
+    higher_is_better: bool = True
+    n: int = Field(ge=0)
+    stderr: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
 @register
 class EvaluateCompleted(EventData):
     TYPE = "evaluate.completed"
@@ -89,3 +104,6 @@ class EvaluateCompleted(EventData):
     cached: bool = Field(
         default=False, description="Reused from an earlier run of the same artifact, task, subset and seed."
     )
+    secondary: list[TaskScore] = Field(default_factory=list)
+    purpose: Literal["episode", "promotion"] = "episode"
+    cuda_peak_mb: float | None = Field(default=None, description="torch.cuda.max_memory_allocated on a GPU.")

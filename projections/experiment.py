@@ -22,6 +22,19 @@ from greenai.events.results import EvaluateCompleted, StepCompleted
 
 
 @dataclass
+class Promotion:
+    """A front candidate's larger evaluation: requested, then a result or a failure."""
+
+    request: EvaluateRequested | None = None
+    result: EvaluateCompleted | None = None
+    failure: JobFailed | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.request is not None and self.result is None and self.failure is None
+
+
+@dataclass
 class EpisodeState:
     number: int
     decision: EpisodeDecided
@@ -32,6 +45,7 @@ class EpisodeState:
     evaluated: EvaluateCompleted | None = None
     failure: JobFailed | None = None
     attempts: int = 0
+    promotion: Promotion = field(default_factory=Promotion)
 
     @property
     def next_step(self) -> int | None:
@@ -68,6 +82,7 @@ class BaselineState:
     request: EvaluateRequested | None = None
     result: EvaluateCompleted | None = None
     failure: JobFailed | None = None
+    promotion: Promotion = field(default_factory=Promotion)
 
     @property
     def finished(self) -> bool:
@@ -112,6 +127,10 @@ class ExperimentState:
     def decided(self) -> int:
         return len(self.episodes)
 
+    def promotions(self) -> dict[int, Promotion]:
+        """Episode number (0: the baseline) to its promotion."""
+        return {0: self.baseline.promotion} | {n: ep.promotion for n, ep in self.episodes.items()}
+
     def episode_of_job(self, job_id: str) -> EpisodeState | None:
         for ep in self.episodes.values():
             if any(r.job_id == job_id for r in ep.requests.values()) or (
@@ -142,6 +161,14 @@ def apply(state: ExperimentState, env: Envelope) -> None:
         state.episodes[data.episode].requests.setdefault(data.step, data)
     elif isinstance(data, StepCompleted) and data.episode in state.episodes:
         state.episodes[data.episode].completed.setdefault(data.step, data)
+    elif isinstance(data, EvaluateRequested) and data.purpose == "promotion":
+        promotion = state.promotions().get(data.episode)
+        if promotion is not None and promotion.request is None:
+            promotion.request = data
+    elif isinstance(data, EvaluateCompleted) and data.purpose == "promotion":
+        promotion = state.promotions().get(data.episode)
+        if promotion is not None and promotion.result is None:
+            promotion.result = data
     elif isinstance(data, EvaluateRequested):
         if data.episode == 0:
             state.baseline.request = data
@@ -156,6 +183,10 @@ def apply(state: ExperimentState, env: Envelope) -> None:
         ep = state.episode_of_job(data.job_id)
         if ep is not None:
             ep.attempts = max(ep.attempts, data.attempt)
+    elif isinstance(data, JobFailed) and data.final and data.job_id.endswith("-promote"):
+        for promotion in state.promotions().values():
+            if promotion.request is not None and promotion.request.job_id == data.job_id:
+                promotion.failure = data  # the episode keeps its subset result
     elif isinstance(data, JobFailed) and data.final:
         if state.baseline.request is not None and data.job_id == state.baseline.request.job_id:
             state.baseline.failure = data

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from greenai.events import Envelope
 from greenai.events.experiment import EpisodeDecided
@@ -43,6 +43,8 @@ class Candidate(BaseModel):
     energy_j: float
     energy_mode: str
     compression_ratio: float | None = None
+    promoted: bool = False  # measured on the larger evaluation a front candidate is promoted to
+    secondary: dict[str, float] = Field(default_factory=dict)  # other benchmarks' scores, by task
 
 
 class ParetoFront(BaseModel):
@@ -80,11 +82,14 @@ def non_dominated(candidates: list[Candidate]) -> list[Candidate]:
 def pareto_front(events: Iterable[Envelope]) -> ParetoFront:
     decisions: dict[tuple[str, int], EpisodeDecided] = {}
     results: list[tuple[str, EvaluateCompleted]] = []
+    promoted: dict[tuple[str, int], EvaluateCompleted] = {}
     baseline_size: dict[str, int] = {}
     for env in events:
         data = env.data
         if isinstance(data, EpisodeDecided):
             decisions.setdefault((env.experiment_id, data.episode), data)
+        elif isinstance(data, EvaluateCompleted) and data.purpose == "promotion":
+            promoted.setdefault((env.experiment_id, data.episode), data)  # the larger evaluation, when there is one
         elif isinstance(data, EvaluateCompleted):
             results.append((env.experiment_id, data))
             if data.episode == 0:
@@ -95,6 +100,7 @@ def pareto_front(events: Iterable[Envelope]) -> ParetoFront:
         if (exp, r.episode) in seen:  # a repeated evaluation of the same episode counts once
             continue
         seen.add((exp, r.episode))
+        r = promoted.get((exp, r.episode), r)
         decision = decisions.get((exp, r.episode))
         base = baseline_size.get(exp)
         candidates.append(
@@ -114,6 +120,8 @@ def pareto_front(events: Iterable[Envelope]) -> ParetoFront:
                 energy_j=r.energy.joules,
                 energy_mode=r.energy.mode,
                 compression_ratio=round(base / r.size_bytes, 4) if base and r.size_bytes else None,
+                promoted=r.purpose == "promotion",
+                secondary={x.task: x.value for x in r.secondary},
             )
         )
     candidates.sort(key=lambda c: (c.experiment_id, c.episode))

@@ -24,9 +24,9 @@ SPEC = ModelSpec(
 )  # fmt: skip
 
 
-def run(exp: str = "e", episodes: int = 2) -> Envelope:
+def run(exp: str = "e", episodes: int = 2, **more: Any) -> Envelope:
     return new_event(
-        exp, RunRequested(model="m", dataset="arc_easy", episodes=episodes, limit=5), producer="t", key="run"
+        exp, RunRequested(model="m", dataset="arc_easy", episodes=episodes, limit=5, **more), producer="t", key="run"
     )
 
 

@@ -71,6 +71,21 @@ def _candidate(exp: str, r: EvaluateCompleted) -> Candidate:
     )  # fmt: skip
 
 
+def promotions_due(state: ExperimentState) -> list[int]:
+    """Episodes (0: the baseline) on the current front that have no larger evaluation yet."""
+    run = state.run
+    if run is None or run.promote_limit is None or run.limit is None:
+        return []  # no promotion asked for, or every evaluation is already on all items
+    results = {0: state.baseline.result} if state.baseline.result is not None else {}
+    results |= {n: ep.evaluated for n, ep in state.episodes.items() if ep.evaluated is not None}
+    if run.promote_limit and run.limit is not None and run.promote_limit <= run.limit:
+        return []  # nothing larger to promote to
+    cands = {n: _candidate(state.experiment_id, r) for n, r in results.items()}
+    front = [n for n, c in cands.items() if not any(dominates(o, c) for m, o in cands.items() if m != n)]
+    promotions = state.promotions()
+    return sorted(n for n in front if promotions[n].request is None)
+
+
 def needs_policy(state: ExperimentState, now: datetime | None = None) -> bool:
     """Whether the policy must be asked now: a decision is due and, in an interactive run, no
     proposal is waiting for (or has passed) review."""
@@ -147,6 +162,7 @@ def plan(
                     task=run.dataset,
                     limit=run.limit,
                     seed=run.seed,
+                    secondary=list(run.secondary),
                 ),
             )
         )
@@ -193,9 +209,18 @@ def plan(
                         task=run.dataset,
                         limit=run.limit,
                         seed=run.seed,
+                        secondary=list(run.secondary),
                     ),
                 )
             )
+    for n in promotions_due(state):
+        first = state.baseline.request if n == 0 else state.episodes[n].evaluate_request
+        assert first is not None
+        promotion = first.model_copy(
+            update={"job_id": f"{exp}-ep{n}-promote", "limit": run.promote_limit or None, "purpose": "promotion"}
+        )
+        out.append(Planned(f"episode:{n}:promote", promotion))
+    promoting = any(p.pending for p in state.promotions().values())
     if wants_decision(state, now) and run.interactive:
         out += _interactive(state, decision, policy_name)
     elif wants_decision(state, now):
@@ -214,7 +239,12 @@ def plan(
                     ),
                 )
             )
-    elif not any(not ep.finished for ep in state.episodes.values()) and state.baseline.finished and not out:
+    elif (
+        not any(not ep.finished for ep in state.episodes.values())
+        and state.baseline.finished
+        and not out
+        and not promoting
+    ):
         ran = sum(1 for ep in state.episodes.values() if ep.decision.action == "compress")
         reason = stop_reason(state, now) or "nothing left to do"
         out.append(Planned("completed", ExperimentCompleted(reason=reason, episodes_run=ran)))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from greenai.events import Envelope, EventData
 from greenai.events.jobs import EvaluateRequested
-from greenai.events.results import Energy, EvaluateCompleted, Latency
+from greenai.events.results import Energy, EvaluateCompleted, Latency, TaskScore
+from greenai.services.evaluation.benchmarks.auto import benchmark
+from greenai.services.evaluation.benchmarks.base import SUBSET_VERSION, BenchmarkDataError, UnknownBenchmarkError
 from greenai.services.evaluation.job import evaluate_folder
-from greenai.services.evaluation.tasks import UnknownBenchmarkError, benchmark
-from greenai.shared.config import ConfigError, Settings
+from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
 from greenai.shared.model_io import ModelNotFoundError, folder_sha256, materialize, resolve_model
 from greenai.shared.runtime import JobSpec
@@ -34,26 +37,34 @@ class EvaluationAgent:
     async def handle(self, request: Envelope) -> Sequence[EventData]:
         job = request.data
         assert isinstance(job, EvaluateRequested)
+        data_dir = self.settings.data_dir
         try:
-            bench = benchmark(job.task)
-            data_dir = self.settings.require_data_dir()
-            bench.data_file(data_dir)
-        except (UnknownBenchmarkError, ConfigError, FileNotFoundError) as exc:
+            for name in (job.task, *job.secondary):
+                bench = benchmark(name)
+                if name == job.task and not bench.bounded:
+                    raise BenchmarkDataError(f"{name} is lower-is-better ({bench.metric}): a secondary benchmark only")
+                if data_dir is not None and "lm_eval_task" not in bench.meta:
+                    bench.load_local(data_dir)  # missing or malformed files: refused now, with file and line
+        except (UnknownBenchmarkError, BenchmarkDataError, FileNotFoundError) as exc:
             raise JobError(str(exc), "invalid") from exc
         folder = self._target_folder(job)
         digest = job.target.sha256 or folder_sha256(folder)
-        cache = self.settings.cache_dir / "evaluations" / f"{digest}-{job.task}-{job.limit}-{job.seed}.json"
+        tasks = "+".join(re.sub(r"[^A-Za-z0-9_.:-]+", "_", t) for t in (job.task, *job.secondary))
+        key = f"v{SUBSET_VERSION}-{digest}-{tasks}-{job.limit}-{job.seed}"
+        cache = self.settings.cache_dir / "evaluations" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
         if cache.is_file():
             cached = EvaluateCompleted.model_validate_json(cache.read_text())
-            return [cached.model_copy(update={"job_id": job.job_id, "episode": job.episode, "cached": True})]
+            update = {"job_id": job.job_id, "episode": job.episode, "cached": True, "purpose": job.purpose}
+            return [cached.model_copy(update=update)]
         measured = await run_in_child(
             evaluate_folder,
             str(folder),
             job.task,
-            str(data_dir),
+            str(data_dir) if data_dir else None,
             job.limit,
             job.seed,
             str(self.settings.cache_dir),
+            tuple(job.secondary),
             threads=self.settings.torch_threads,
         )
         r = measured.value
@@ -74,6 +85,9 @@ class EvaluationAgent:
             energy=Energy(**r["energy"]),
             wall_s=round(measured.wall_s, 3),
             artifact_sha256=digest,
+            secondary=[TaskScore(**x) for x in r["secondary"]],
+            purpose=job.purpose,
+            cuda_peak_mb=r["cuda_peak_mb"],
         )
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp")

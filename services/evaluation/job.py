@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greenai.services.evaluation.benchmarks.auto import benchmark
+from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, seeded_subset, write_docs
 from greenai.services.evaluation.energy import track_energy
 from greenai.services.evaluation.latency import measure_latency
-from greenai.services.evaluation.tasks import benchmark
 from greenai.shared.model_io import folder_bytes
 
 
@@ -23,51 +25,119 @@ def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, f
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+@dataclass(frozen=True)
+class PreparedTask:
+    bench: Benchmark
+    config: dict[str, Any] | str  # a config dict, or the name of a task lm-eval finds on its include path
+    name: str
+    n_docs: int | None
+
+
+def prepare_task(name: str, data_dir: str | None, limit: int | None, seed: int, cache_dir: str) -> PreparedTask:
+    """The task config over the documents of this evaluation: all of them, or a seeded subset."""
+    bench = benchmark(name)
+    if "lm_eval_task" in bench.meta:
+        task = str(bench.meta["lm_eval_task"])
+        return PreparedTask(bench, task, task, None)
+    docs = bench.documents(Path(data_dir) if data_dir else None)
+    subset = seeded_subset(docs, limit, seed)
+    path = write_docs(subset, Path(cache_dir) / "benchmark-docs")
+    config = bench.task_config(path)
+    return PreparedTask(bench, config, str(config["task"]), len(subset))
+
+
+def _score(out: dict[str, Any], task: PreparedTask) -> dict[str, Any]:
+    bench = task.bench
+    scores = out["results"][task.name]
+    value = float(scores[f"{bench.metric},{bench.filter}"])
+    stderr = scores.get(f"{bench.metric}_stderr,{bench.filter}")
+    n = int(out["n-samples"][task.name]["effective"])
+    score: dict[str, Any] = {
+        "task": bench.name,
+        "metric": bench.metric_label,
+        "value": value,
+        "higher_is_better": bench.higher_is_better,
+        "n": n,
+        "stderr": float(stderr) if isinstance(stderr, int | float) else None,
+        "ci_low": None,
+        "ci_high": None,
+    }
+    if bench.bounded:
+        low, high = wilson_interval(value * n, n)
+        score["ci_low"], score["ci_high"] = round(low, 6), round(high, 6)
+    return score
+
+
+def run_tasks(lm: Any, tasks: list[PreparedTask], seed: int, limit: int | None) -> list[dict[str, Any]]:
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    include = sorted({str(t.bench.meta["include_path"]) for t in tasks if "include_path" in t.bench.meta})
+    manager = TaskManager(include_path=include or None)
+    # our own tasks carry their subset already; an lm-eval folder task takes lm-eval's first-`limit` items
+    folder_limit = limit if any("lm_eval_task" in t.bench.meta for t in tasks) else None
+    out = simple_evaluate(
+        model=lm,
+        tasks=[t.config for t in tasks],
+        limit=folder_limit,
+        task_manager=manager,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+        log_samples=False,
+        confirm_run_unsafe_code=False,
+    )
+    assert out is not None
+    return [_score(out, t) for t in tasks]
+
+
 def evaluate_folder(
-    folder: str, task: str, data_dir: str, limit: int | None, seed: int, cache_dir: str
+    folder: str,
+    task: str,
+    data_dir: str | None,
+    limit: int | None,
+    seed: int,
+    cache_dir: str,
+    secondary: tuple[str, ...] = (),
+    max_gen_toks: int | None = None,
 ) -> dict[str, Any]:
     os.environ.setdefault("HF_DATASETS_CACHE", str(Path(cache_dir) / "datasets"))
     import torch
-    from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    bench = benchmark(task)
-    task_config = bench.task_config(Path(data_dir))
+    prepared = [prepare_task(name, data_dir, limit, seed, cache_dir) for name in (task, *secondary)]
+    if not prepared[0].bench.bounded:
+        raise BenchmarkDataError(
+            f"{task} scores {prepared[0].bench.metric} (lower is better), not an accuracy: "
+            "use it as a secondary benchmark, with another target"
+        )
+    if max_gen_toks is not None:  # a cap for quick runs; the benchmark's own setting otherwise
+        for p in prepared:
+            if isinstance(p.config, dict) and "generation_kwargs" in p.config:
+                p.config["generation_kwargs"] = {**p.config["generation_kwargs"], "max_gen_toks": max_gen_toks}
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     with track_energy() as energy:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, device_map=device)
         model.eval()
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=8)
-        out = simple_evaluate(
-            model=lm,
-            tasks=[task_config],
-            limit=limit,
-            task_manager=TaskManager(),
-            random_seed=seed,
-            numpy_random_seed=seed,
-            torch_random_seed=seed,
-            fewshot_random_seed=seed,
-            log_samples=False,
-        )
+        scores = run_tasks(lm, prepared, seed, limit)
         latency = measure_latency(model, tokenizer)
-    assert out is not None
-    name = task_config["task"]
-    scores = out["results"][name]
-    accuracy = float(scores[f"{bench.metric},none"])
-    stderr = scores.get(f"{bench.metric}_stderr,none")
-    n = int(out["n-samples"][name]["effective"])
-    low, high = wilson_interval(accuracy * n, n)
+    target = scores[0]
     return {
-        "metric": bench.metric,
-        "accuracy": accuracy,
-        "accuracy_stderr": float(stderr) if isinstance(stderr, int | float) else None,
-        "n": n,
-        "ci_low": round(low, 6),
-        "ci_high": round(high, 6),
+        "metric": target["metric"],
+        "accuracy": target["value"],
+        "accuracy_stderr": target["stderr"],
+        "n": target["n"],
+        "ci_low": target["ci_low"],
+        "ci_high": target["ci_high"],
+        "secondary": scores[1:],
         "latency": latency.__dict__,
         "size_bytes": folder_bytes(folder),
+        "cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
         "energy": {"joules": round(energy.joules, 3), "mode": energy.mode, "detail": energy.detail},
     }

@@ -204,3 +204,40 @@ def test_an_edited_decision_runs_the_persons_steps() -> None:
     (decided,) = plan(fold_experiment("e", events), None, "grid")
     assert isinstance(decided.data, EpisodeDecided)
     assert decided.data.steps == mine and decided.data.policy == "human" and "edited by bo" in decided.data.rationale
+
+
+def test_front_candidates_are_promoted_to_a_larger_evaluation_once() -> None:
+    from greenai.events.results import EvaluateCompleted
+
+    events = [f.run(episodes=2, promote_limit=50), f.spec(), f.evaluate_requested("e", 0), f.decided("e", 1)]
+    events += [f.quantize_requested("e", 1), f.quantized("e", 1), f.evaluate_requested("e", 1)]
+    events += [f.evaluated("e", 0, 0.6, 50, 500, 4000), f.evaluated("e", 1, 0.3, 60, 600, 5000)]  # 1 is dominated
+    planned = plan(fold_experiment("e", events), QUANT, "grid")
+    promote = [p for p in planned if p.key.endswith("promote")]
+    assert [p.key for p in promote] == ["episode:0:promote"]
+    request = promote[0].data
+    assert isinstance(request, EvaluateRequested)
+    assert request.purpose == "promotion" and request.limit == 50 and request.job_id == "e-ep0-promote"
+    events.append(new_event("e", request, producer="t", key="episode:0:promote"))
+    assert not [p for p in plan(fold_experiment("e", events), QUANT, "grid") if p.key.endswith("promote")]
+    # the promoted result replaces the subset result on the front; the run does not end before it arrives
+    state = fold_experiment("e", events)
+    assert state.baseline.promotion.pending
+    result = f.evaluated("e", 0, 0.55, 50, 500, 4000).data
+    assert isinstance(result, EvaluateCompleted)
+    events.append(
+        new_event(
+            "e", result.model_copy(update={"job_id": "e-ep0-promote", "purpose": "promotion", "n": 50}), producer="t"
+        )
+    )
+    from greenai.projections.pareto import pareto_front
+
+    base = next(c for c in pareto_front(events).candidates if c.episode == 0)
+    assert base.promoted and base.n == 50 and base.accuracy == 0.55
+
+
+def test_no_promotion_unless_asked_or_when_already_on_all_items() -> None:
+    events = [f.run(episodes=1), f.spec(), f.evaluate_requested("e", 0), f.evaluated("e", 0, 0.6, 50, 500, 4000)]
+    assert not any(k.endswith("promote") for k in keys(events, QUANT))
+    events[0] = f.run(episodes=1, promote_limit=3)  # the run's subset is 5 items already
+    assert not any(k.endswith("promote") for k in keys(events, QUANT))
