@@ -25,7 +25,7 @@ from rich.table import Table
 
 from greenai.cli.agents import AGENTS, run_agent, spawn_agent, stop_all
 from greenai.cli.render import describe, front_table
-from greenai.events import new_event
+from greenai.events import MalformedEvent, decode, new_event
 from greenai.events.experiment import (
     DecisionProposed,
     DecisionReviewed,
@@ -107,6 +107,9 @@ def run(
         list[str] | None,
         typer.Option("--secondary", help="Another benchmark scored on every candidate (repeatable); e.g. wikitext2."),
     ] = None,
+    space: Annotated[
+        str, typer.Option(help="Search space of the search policies: full, or cpu-fast (minutes a config on a CPU).")
+    ] = "full",
     promote_limit: Annotated[
         int | None,
         typer.Option(help="Re-evaluate Pareto-front candidates on this many items (0: all of them)."),
@@ -169,7 +172,7 @@ def run(
         request = RunRequested(
             model=model, dataset=dataset, episodes=episodes, policy=policy, limit=limit, seed=seed, plan=steps,
             objective=objective, patience=patience, time_budget_h=time_budget_h, interactive=interactive,
-            secondary=secondary or [], promote_limit=promote_limit,
+            secondary=secondary or [], promote_limit=promote_limit, space=space,
         )  # fmt: skip
     except ValidationError as exc:
         console.print(f"[red]bad run request:[/red] {exc}")
@@ -412,6 +415,75 @@ def tail(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(go())
+
+
+@app.command()
+def export(
+    experiment: str,
+    out: Annotated[Path, typer.Option(help="JSON Lines file: one event envelope a line, in log order.")],
+    work_dir: WorkDir = None,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Write an experiment's events to a file: to keep, share, or `greenai import` into another log."""
+    settings = _settings(None, work_dir, nats_url)
+    bus = _existing_bus(settings, allow_start=True)
+
+    async def go() -> int:
+        store = await open_store(settings, bus.url, "export")
+        try:
+            history = await store.read(experiment)
+        finally:
+            await store.close()
+        if not history.events:
+            console.print(f"[red]no events for experiment {experiment!r}[/red]")
+            return 1
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("".join(e.model_dump_json() + "\n" for e in history.envelopes), encoding="utf-8")
+        console.print(f"{len(history.envelopes)} events of {experiment} written to {out}")
+        return 0
+
+    try:
+        code = asyncio.run(go())
+    finally:
+        bus.close()
+    raise typer.Exit(code)
+
+
+@app.command("import")
+def import_events(
+    file: Annotated[Path, typer.Argument(help="A file written by `greenai export`.")],
+    work_dir: WorkDir = None,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Append exported events to this log. Event ids are kept, so importing twice adds nothing."""
+    settings = _settings(None, work_dir, nats_url)
+    try:
+        envelopes = [decode(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, MalformedEvent) as exc:
+        console.print(f"[red]cannot import {file}:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    bus = _existing_bus(settings, allow_start=True)
+
+    async def go() -> int:
+        store = await open_store(settings, bus.url, "import")
+        try:
+            present: set[str] = set()
+            for exp in {e.experiment_id for e in envelopes}:
+                present |= {str(e.event_id) for e in (await store.read(exp)).envelopes}
+            new = 0
+            for env in envelopes:
+                if str(env.event_id) not in present:
+                    new += 0 if (await store.append(env)).duplicate else 1
+        finally:
+            await store.close()
+        console.print(f"{new} event(s) appended, {len(envelopes) - new} already in the log")
+        return 0
+
+    try:
+        code = asyncio.run(go())
+    finally:
+        bus.close()
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -54,6 +54,7 @@ class RunRequested(EventData):
     secondary: list[str] = Field(
         default_factory=list, description="More benchmarks scored on every candidate (not optimised for)."
     )
+    space: Literal["full", "cpu-fast"] = Field(default="full", description="The space the search policies sample.")
     promote_limit: int | None = Field(
         default=None,
         ge=0,

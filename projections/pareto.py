@@ -128,3 +128,19 @@ def pareto_front(events: Iterable[Envelope]) -> ParetoFront:
     return ParetoFront(
         objectives=[name for name, _ in OBJECTIVES], candidates=candidates, front=non_dominated(candidates)
     )
+
+
+def hypervolume(points: list[tuple[float, ...]], reference: tuple[float, ...]) -> float:
+    """Volume dominated by `points` (every objective minimised) up to `reference`: the region that is
+    worse than some point and better than the reference. Exact, by slicing along the first axis."""
+    pts = sorted({p for p in points if all(x < r for x, r in zip(p, reference, strict=True))})
+    if not pts:
+        return 0.0
+    if len(reference) == 1:
+        return reference[0] - min(p[0] for p in pts)
+    volume = 0.0
+    for i, p in enumerate(pts):
+        upper = pts[i + 1][0] if i + 1 < len(pts) else reference[0]
+        if upper > p[0]:
+            volume += (upper - p[0]) * hypervolume([q[1:] for q in pts[: i + 1]], reference[1:])
+    return volume

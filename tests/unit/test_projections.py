@@ -103,3 +103,15 @@ def test_skill_memory_handles_results_that_arrive_before_the_baseline() -> None:
     ]  # fmt: skip
     (skill,) = skill_memory(events).skills
     assert skill.mean_accuracy_retained == 0.5
+
+
+def test_hypervolume_by_hand() -> None:
+    from greenai.projections.pareto import hypervolume
+
+    assert hypervolume([(1.0, 1.0)], (3.0, 3.0)) == 4.0
+    # two staircase points: boxes of 2 and 2 that overlap in 1
+    assert hypervolume([(1.0, 2.0), (2.0, 1.0)], (3.0, 3.0)) == 3.0
+    assert hypervolume([(1.0, 2.0), (2.0, 1.0), (2.5, 2.5)], (3.0, 3.0)) == 3.0  # a dominated point adds nothing
+    assert hypervolume([(0.0, 0.0, 0.0)], (1.0, 2.0, 3.0)) == 6.0
+    assert hypervolume([(0.0, 1.0, 1.0), (1.0, 0.0, 1.0)], (2.0, 2.0, 2.0)) == 3.0  # boxes of 2 and 2, overlap 1
+    assert hypervolume([(5.0, 5.0)], (3.0, 3.0)) == 0.0

@@ -10,30 +10,28 @@ from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.objectives import PRESETS
 from greenai.services.coordinator.policies.base import Decision, Policy
+from greenai.services.coordinator.space import configurations, space_of
+
+UNSTRUCTURED = {"magnitude", "wanda", "sparsegpt"}
+FAMILIES = {"bnb_int8": "bitsandbytes", "bnb_4bit": "bitsandbytes", "torchao_int8": "torchao"}
 
 
-def _q(method: str, **params: object) -> tuple[Step, ...]:
-    return (Step(kind="quantize", method=method, params=dict(params)),)
+def family(steps: tuple[Step, ...]) -> str:
+    """The arm a configuration belongs to: its method family, or its kind of pipeline."""
+    if len(steps) > 1:
+        return " + ".join(s.kind for s in steps)
+    step = steps[0]
+    if step.kind == "prune":
+        return "unstructured pruning" if step.method in UNSTRUCTURED else "structured pruning"
+    return FAMILIES.get(step.method, step.method)
 
 
-def _p(method: str, **params: object) -> tuple[Step, ...]:
-    return (Step(kind="prune", method=method, params=dict(params)),)
-
-
-ARMS: dict[str, list[tuple[Step, ...]]] = {
-    "autoround": [
-        _q("autoround", bits=8, group_size=64),
-        _q("autoround", bits=4, group_size=64),
-        _q("autoround", bits=3, group_size=64),
-    ],
-    "gptq": [_q("gptq", bits=4, group_size=64), _q("gptq", bits=8, group_size=64), _q("gptq", bits=3, group_size=64)],
-    "awq": [_q("awq", bits=4, group_size=64)],
-    "bitsandbytes": [_q("bnb_int8"), _q("bnb_4bit", quant_type="nf4"), _q("bnb_4bit", quant_type="fp4")],
-    "torchao": [_q("torchao_int8", scheme="dynamic"), _q("torchao_int8", scheme="weight_only")],
-    "unstructured pruning": [_p("wanda", sparsity=0.5), _p("sparsegpt", sparsity=0.5), _p("wanda", pattern="2:4")],
-    "structured pruning": [_p("layer_drop", layers=2), _p("mlp_channels", ratio=0.125), _p("layer_drop", layers=4)],
-    "prune + LoRA": [(*_p("wanda", sparsity=0.5), Step(kind="lora", method="lora", params={"steps": 100}))],
-}
+def arms(space: str) -> dict[str, list[tuple[Step, ...]]]:
+    """The run's search space, grouped into arms; within an arm, configurations in the space's order."""
+    out: dict[str, list[tuple[Step, ...]]] = {}
+    for config in configurations(space_of(space)):
+        out.setdefault(family(config), []).append(config)
+    return out
 
 
 class BanditPolicy(Policy):
@@ -44,6 +42,7 @@ class BanditPolicy(Policy):
         tried = state.tried_keys()
         objective = PRESETS[state.run.objective if state.run else "balanced"]
         baseline = state.baseline.result
+        ARMS = arms(state.run.space if state.run else "full")
         pulls: dict[str, list[float]] = {arm: [] for arm in ARMS}
         for ep in state.episodes.values():
             key = steps_key(ep.decision.steps)

@@ -15,7 +15,7 @@ from greenai.events.experiment import steps_key
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.policies.base import Decision, Policy
-from greenai.services.coordinator.space import Recorder, suggest_steps
+from greenai.services.coordinator.space import Recorder, space_of
 
 DIRECTIONS: list[Literal["minimize", "maximize"]] = ["maximize", "minimize", "minimize"]  # accuracy, ms/token, size
 
@@ -32,6 +32,7 @@ class OptunaPolicy(Policy):
         optuna.logging.set_verbosity(logging.WARNING)
         seed = (state.run.seed if state.run else 0) + 7919 * len(state.episodes)
         study = optuna.create_study(directions=DIRECTIONS, sampler=self.sampler(seed))
+        suggest_steps = space_of(state.run.space if state.run else "full")
         for ep in sorted(state.episodes.values(), key=lambda e: e.number):
             point = ep.decision.search_point
             if point is None or not ep.finished:
