@@ -111,7 +111,7 @@ def cpu_fast_steps(trial: TrialLike) -> tuple[Step, ...]:
 
 
 def _step(kind: str, method: str, **params: Any) -> Step:
-    return Step(kind=kind, method=method, params=params)  # type: ignore[arg-type]
+    return Step(kind=kind, method=method, params=params)
 
 
 _W4 = _step("quantize", "autoround", bits=4, group_size=64, iters=0)

@@ -150,3 +150,15 @@ def test_time_budget_stops_new_decisions() -> None:
     assert wants_decision(state, now=start.time + timedelta(minutes=30))
     assert not wants_decision(state, now=start.time + timedelta(hours=2))
     assert "time budget" in (stop_reason(state, now=start.time + timedelta(hours=2)) or "")
+
+
+def test_policies_do_not_propose_what_the_model_shapes_rule_out() -> None:
+    from greenai.events.experiment import Step
+    from greenai.services.coordinator.feasibility import infeasible
+    from tests.factories import SPEC  # hidden 64, intermediate 128, 2 layers
+
+    q = Step(kind="quantize", method="autoround", params={"bits": 4, "group_size": 48})
+    assert infeasible((q,), SPEC) == "autoround: group size 48 does not divide the layer width(s) [64, 128]"
+    assert infeasible((Step(kind="prune", method="layer_drop", params={"layers": 2}),), SPEC) is not None
+    assert infeasible((q.model_copy(update={"params": {"group_size": 32}}),), SPEC) is None
+    assert infeasible((q,), None) is None  # no spec yet: nothing ruled out

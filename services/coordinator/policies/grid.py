@@ -7,6 +7,7 @@ from typing import Any
 from greenai.events.experiment import Step, steps_key
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory, params_key
+from greenai.services.coordinator.feasibility import infeasible
 from greenai.services.coordinator.policies.base import Decision, Policy
 
 
@@ -69,7 +70,11 @@ class GridPolicy(Policy):
                 if len(decision.steps) == 1
                 else {"steps": [s.model_dump() for s in decision.steps]}
             )
-            if steps_key(decision.steps) in tried or (label, params_key(params)) in hopeless:
+            if (
+                steps_key(decision.steps) in tried
+                or (label, params_key(params)) in hopeless
+                or infeasible(decision.steps, state.spec) is not None
+            ):
                 continue
             return decision
         return Decision("end", rationale="grid exhausted")

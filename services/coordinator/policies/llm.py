@@ -21,6 +21,7 @@ from greenai.events import EventData
 from greenai.events.experiment import LLMConsulted, PolicyFellBack, Step
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
+from greenai.services.coordinator.feasibility import infeasible
 from greenai.services.coordinator.policies.base import Decision, Policy
 from greenai.shared.config import Settings
 
@@ -171,6 +172,9 @@ class LLMPolicy(Policy):
                 text = response.choices[0].message.content or ""
                 usage = response.usage
                 answer, steps = parse_answer(text)
+                why_not = infeasible(steps, state.spec)
+                if why_not is not None:
+                    raise ValueError(f"that configuration cannot run on this model: {why_not}")
             except (ValidationError, ValueError, json.JSONDecodeError) as exc:
                 error = f"{type(exc).__name__}: {exc}"[:1500]
             except Exception as exc:  # the server itself failed: no point asking again with a correction

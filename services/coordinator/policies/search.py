@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 from greenai.events.experiment import steps_key
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
+from greenai.services.coordinator.feasibility import infeasible
 from greenai.services.coordinator.policies.base import Decision, Policy
 from greenai.services.coordinator.space import Recorder, space_of
 
@@ -52,9 +53,12 @@ class OptunaPolicy(Policy):
                 )
             study.add_trial(past)
         tried = state.tried_keys()
-        for _ in range(25):  # samplers may propose a configuration already run; ask again
+        for _ in range(25):  # samplers may propose a configuration already run, or one the model rules out
             trial = study.ask()
             steps = suggest_steps(trial)
+            if infeasible(steps, state.spec) is not None:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)  # the sampler learns to avoid it
+                continue
             if steps_key(steps) not in tried:
                 break
         done = sum(1 for t in study.trials if t.state.is_finished())
