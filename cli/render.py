@@ -84,16 +84,20 @@ def front_table(front: ParetoFront) -> Table:
         "energy J",
     ):
         table.add_column(col)
+    secondary = sorted({task for c in front.front for task in c.secondary})
+    for task in secondary:
+        table.add_column(task)
     for c in front.front:
         table.add_row(
             str(c.episode),
             c.method,
             ", ".join(f"{k}={v}" for k, v in sorted(c.params.items())),
-            f"{c.accuracy:.3f} [{c.ci_low:.2f}, {c.ci_high:.2f}]",
+            f"{c.accuracy:.3f} [{c.ci_low:.2f}, {c.ci_high:.2f}]" + (f" (n={c.n}, promoted)" if c.promoted else ""),
             f"{c.latency_ms_per_token:.1f}",
             f"{c.peak_rss_mb:.0f}",
             f"{c.size_bytes / 2**20:.1f}",
             f"{c.compression_ratio:.2f}x" if c.compression_ratio else "-",
             f"{c.energy_j:.1f} ({c.energy_mode[:3]}.)",
+            *[f"{c.secondary[t]:.3g}" if t in c.secondary else "-" for t in secondary],
         )
     return table

@@ -46,6 +46,12 @@ def summary(state: ExperimentState, front: ParetoFront) -> dict[str, Any]:
                 "method": ep.decision.method,
                 "params": ep.decision.params,
                 "accuracy": ep.evaluated.accuracy if ep.evaluated else None,
+                "secondary": {x.task: x.value for x in ep.evaluated.secondary} if ep.evaluated else {},
+                "promoted": (
+                    {"accuracy": ep.promotion.result.accuracy, "n": ep.promotion.result.n}
+                    if ep.promotion.result
+                    else None
+                ),
                 "failure": ep.failure.message if ep.failure else None,
             }
             for n, ep in sorted(state.episodes.items())
@@ -80,6 +86,7 @@ def write_experiment_folder(
                 "status": ep.status,
                 "steps": [_m(c) for _, c in sorted(ep.completed.items())],
                 "evaluation": _m(ep.evaluated),
+                "promotion": _m(ep.promotion.result),
                 "failure": _m(ep.failure),
             },
         )

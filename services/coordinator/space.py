@@ -146,21 +146,28 @@ class _Walker:
 
     def __init__(self, prefix: list[int]) -> None:
         self.prefix, self.taken, self.sizes = prefix, list[int](), list[int]()
+        self.point: dict[str, Any] = {}
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
         i = len(self.taken)
         pick = self.prefix[i] if i < len(self.prefix) else 0
         self.taken.append(pick)
         self.sizes.append(len(choices))
-        return list(choices)[pick]
+        self.point[name] = list(choices)[pick]
+        return self.point[name]
 
 
 def configurations(space: Space) -> list[tuple[Step, ...]]:
     """Every configuration a space can produce, in a fixed order (depth-first over its choices)."""
+    return [steps for steps, _ in configuration_points(space)]
+
+
+def configuration_points(space: Space) -> list[tuple[tuple[Step, ...], dict[str, Any]]]:
+    """Every configuration with the search point (choice name -> value) that produces it."""
     out, stack = [], [list[int]()]
     while stack:
         walker = _Walker(stack.pop())
-        out.append(space(walker))
+        out.append((space(walker), walker.point))
         for depth in range(len(walker.taken) - 1, len(walker.prefix) - 1, -1):
             for alt in range(walker.sizes[depth] - 1, walker.taken[depth], -1):
                 stack.append([*walker.taken[:depth], alt])

@@ -15,10 +15,11 @@ from greenai.shared.eventstore import EventStore
 from greenai.shared.runtime import JobWorker
 
 
-def request(model: Path, n: int, limit: int, task: str = "arc_easy") -> Envelope:
+def request(model: Path, n: int, limit: int, task: str = "arc_easy", **more: object) -> Envelope:
     data = EvaluateRequested(
-        job_id=f"eval{n}", episode=n, target=ArtifactRef(kind="base", model=str(model)), task=task, limit=limit
-    )
+        job_id=f"eval{n}", episode=n, target=ArtifactRef(kind="base", model=str(model)), task=task, limit=limit,
+        **more,  # type: ignore[arg-type]
+    )  # fmt: skip
     return new_event("exp", data, producer="test", key=f"e{n}")
 
 
@@ -28,6 +29,8 @@ async def test_a_repeated_evaluation_comes_from_the_cache(
     settings = Settings(work_dir=tmp_path, data_dir=data_dir)
     for n, limit, task in ((1, 3, "arc_easy"), (2, 3, "arc_easy"), (3, 2, "arc_easy"), (4, 2, "no_such_benchmark")):
         await store.append(request(tiny_model_dir, n, limit, task))
+    await store.append(request(tiny_model_dir, 5, 2, secondary=["wikitext2"], purpose="promotion"))
+    await store.append(request(tiny_model_dir, 6, 2, "wikitext2"))
     worker = JobWorker(store, EvaluationAgent(settings).spec(), ack_wait_s=30, max_attempts=1)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.serve(stop))
@@ -35,7 +38,7 @@ async def test_a_repeated_evaluation_comes_from_the_cache(
         async with asyncio.timeout(300):
             while True:
                 events = (await store.read("exp")).envelopes
-                if sum(1 for e in events if e.type in ("evaluate.completed", "job.failed")) >= 4:
+                if sum(1 for e in events if e.type in ("evaluate.completed", "job.failed")) >= 6:
                     break
                 await asyncio.sleep(0.2)
     finally:
@@ -47,5 +50,9 @@ async def test_a_repeated_evaluation_comes_from_the_cache(
     assert again.accuracy == first.accuracy and again.latency == first.latency and again.episode == 2
     assert first.artifact_sha256 and first.artifact_sha256 == again.artifact_sha256
     assert other.n == 2
-    (failure,) = [e.data for e in events if isinstance(e.data, JobFailed)]
-    assert failure.job_id == "eval4" and failure.reason == "invalid" and "unknown benchmark" in failure.message
+    failures = {e.data.job_id: e.data for e in events if isinstance(e.data, JobFailed)}
+    assert failures["eval4"].reason == "invalid" and "unknown benchmark" in failures["eval4"].message
+    assert failures["eval6"].reason == "invalid" and "secondary benchmark only" in failures["eval6"].message
+    promoted = results["eval5"]
+    assert promoted.purpose == "promotion" and [x.task for x in promoted.secondary] == ["wikitext2"]
+    assert promoted.secondary[0].value > 1 and not promoted.secondary[0].higher_is_better

@@ -9,6 +9,7 @@ proposes the next point. The same history always gives the same proposal.
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any, ClassVar, Literal
 
 from greenai.events.experiment import steps_key
@@ -16,7 +17,7 @@ from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.feasibility import infeasible
 from greenai.services.coordinator.policies.base import Decision, Policy
-from greenai.services.coordinator.space import Recorder, space_of
+from greenai.services.coordinator.space import Recorder, configuration_points, space_of
 
 DIRECTIONS: list[Literal["minimize", "maximize"]] = ["maximize", "minimize", "minimize"]  # accuracy, ms/token, size
 
@@ -27,6 +28,10 @@ class OptunaPolicy(Policy):
     def sampler(self, seed: int) -> Any:
         raise NotImplementedError
 
+    def rebuilt_attrs(self, completed: int) -> dict[str, Any]:
+        """System attributes a rebuilt trial needs for the sampler's own bookkeeping."""
+        return {}
+
     def decide(self, state: ExperimentState, skills: SkillMemory) -> Decision:
         import optuna
 
@@ -34,6 +39,7 @@ class OptunaPolicy(Policy):
         seed = (state.run.seed if state.run else 0) + 7919 * len(state.episodes)
         study = optuna.create_study(directions=DIRECTIONS, sampler=self.sampler(seed))
         suggest_steps = space_of(state.run.space if state.run else "full")
+        completed = 0
         for ep in sorted(state.episodes.values(), key=lambda e: e.number):
             point = ep.decision.search_point
             if point is None or not ep.finished:
@@ -46,7 +52,9 @@ class OptunaPolicy(Policy):
                     params=point,
                     distributions=recorder.distributions,
                     values=[r.accuracy, r.latency.decode_ms_per_token, r.size_bytes / 2**20],
+                    system_attrs=self.rebuilt_attrs(completed),
                 )
+                completed += 1
             else:
                 past = optuna.trial.create_trial(
                     params=point, distributions=recorder.distributions, state=optuna.trial.TrialState.FAIL
@@ -62,6 +70,22 @@ class OptunaPolicy(Policy):
             if steps_key(steps) not in tried:
                 break
         done = sum(1 for t in study.trials if t.state.is_finished())
+        if steps_key(steps) in tried or infeasible(steps, state.spec) is not None:
+            # the sampler keeps proposing what has been run: take an untried configuration instead, so no
+            # episode is spent twice on the same one while others remain
+            space = state.run.space if state.run else "full"
+            left = [
+                (s, p)
+                for s, p in configuration_points(space_of(space))
+                if steps_key(s) not in tried and infeasible(s, state.spec) is None
+            ]
+            if not left:
+                return Decision("end", rationale=f"{self.name}: every feasible configuration of the space was run")
+            steps, point = random.Random(seed).choice(left)
+            return Decision(
+                "compress", steps, f"{self.name}: sampler repeated itself; an untried configuration instead",
+                search_point=point,
+            )  # fmt: skip
         return Decision(
             "compress",
             steps,
@@ -86,7 +110,14 @@ class NSGA2Policy(OptunaPolicy):
     def sampler(self, seed: int) -> Any:
         import optuna
 
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=6)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.population)
+
+    population = 6
+
+    def rebuilt_attrs(self, completed: int) -> dict[str, Any]:
+        # NSGA-II counts generations in trial attributes; trials rebuilt from the log have none, and
+        # without them every proposal would come from generation 0, i.e. be random
+        return {"NSGAIISampler:generation": completed // self.population}
 
 
 class RandomPolicy(OptunaPolicy):
