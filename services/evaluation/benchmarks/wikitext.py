@@ -48,7 +48,11 @@ def _config() -> dict[str, Any]:
         "doc_to_text": "",
         "doc_to_target": _target,
         "process_results": _results,
-        "metric_list": [{"metric": "word_perplexity"}, {"metric": "byte_perplexity"}, {"metric": "bits_per_byte"}],
+        "metric_list": [
+            {"metric": "word_perplexity", "aggregation": "weighted_perplexity", "higher_is_better": False},
+            {"metric": "byte_perplexity", "aggregation": "weighted_perplexity", "higher_is_better": False},
+            {"metric": "bits_per_byte", "aggregation": "bits_per_byte", "higher_is_better": False},
+        ],
         "metadata": {"version": 1.0},
     }
 
