@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -43,7 +44,7 @@ from greenai.projections.pareto import pareto_front
 from greenai.projections.skills import skill_memory
 from greenai.shared.bus import Bus, ensure_nats, open_store
 from greenai.shared.config import ConfigError, Settings, load_settings
-from greenai.shared.eventstore import ConcurrencyError, EventStore, StoredEvent
+from greenai.shared.eventstore import ConcurrencyError, EventStore, History, StoredEvent
 from greenai.shared.logging import configure_logging
 
 app = typer.Typer(
@@ -425,28 +426,14 @@ def export(
     nats_url: NatsUrl = None,
 ) -> None:
     """Write an experiment's events to a file: to keep, share, or `greenai import` into another log."""
-    settings = _settings(None, work_dir, nats_url)
-    bus = _existing_bus(settings, allow_start=True)
 
-    async def go() -> int:
-        store = await open_store(settings, bus.url, "export")
-        try:
-            history = await store.read(experiment)
-        finally:
-            await store.close()
-        if not history.events:
-            console.print(f"[red]no events for experiment {experiment!r}[/red]")
-            return 1
+    async def write(history: History, _: EventStore) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("".join(e.model_dump_json() + "\n" for e in history.envelopes), encoding="utf-8")
         console.print(f"{len(history.envelopes)} events of {experiment} written to {out}")
         return 0
 
-    try:
-        code = asyncio.run(go())
-    finally:
-        bus.close()
-    raise typer.Exit(code)
+    _on_history(_settings(None, work_dir, nats_url), experiment, "export", write)
 
 
 @app.command("import")
@@ -495,18 +482,9 @@ def replay(
 ) -> None:
     """Rebuild an experiment's folder (front, results, skill memory) from the log alone."""
     settings = _settings(data_dir, work_dir, nats_url)
-    bus = _existing_bus(settings, allow_start=True)
 
-    async def go() -> int:
-        store = await open_store(settings, bus.url, "replay")
-        try:
-            history = await store.read(experiment)
-            if not history.events:
-                console.print(f"[red]no events for experiment {experiment!r}[/red]")
-                return 1
-            skills = skill_memory([e.envelope async for e in store.read_everything()])
-        finally:
-            await store.close()
+    async def rebuild(history: History, store: EventStore) -> int:
+        skills = skill_memory([e.envelope async for e in store.read_everything()])
         folder = write_experiment_folder(settings.experiments_dir, experiment, history.envelopes, skills)
         for bad in history.unreadable:
             console.print(f"[yellow]skipped unreadable message {bad.seq} on {bad.subject}: {bad.reason}[/yellow]")
@@ -514,11 +492,7 @@ def replay(
         console.print(f"{len(history.events)} events replayed into {folder}")
         return 0
 
-    try:
-        code = asyncio.run(go())
-    finally:
-        bus.close()
-    raise typer.Exit(code)
+    _on_history(settings, experiment, "replay", rebuild)
 
 
 @app.command()
@@ -533,18 +507,8 @@ def analyze(
     if fmt not in ("summary", "detailed", "json"):
         console.print(f"[red]--format must be summary, detailed or json, not {fmt!r}[/red]")
         raise typer.Exit(2)
-    settings = _settings(data_dir, work_dir, nats_url)
-    bus = _existing_bus(settings, allow_start=True)
 
-    async def go() -> int:
-        store = await open_store(settings, bus.url, "analyze")
-        try:
-            history = await store.read(experiment)
-        finally:
-            await store.close()
-        if not history.events:
-            console.print(f"[red]no events for experiment {experiment!r}[/red]")
-            return 1
+    async def report(history: History, _: EventStore) -> int:
         events = history.envelopes
         state, front = fold_experiment(experiment, events), pareto_front(events)
         if fmt == "json":
@@ -582,11 +546,7 @@ def analyze(
                 console.print(f"[dim]{stored.seq:>6} {env.time:%H:%M:%S} {env.producer}[/dim] {describe(env)}")
         return 0
 
-    try:
-        code = asyncio.run(go())
-    finally:
-        bus.close()
-    raise typer.Exit(code)
+    _on_history(_settings(data_dir, work_dir, nats_url), experiment, "analyze", report)
 
 
 @app.command()
@@ -627,6 +587,30 @@ def _existing_bus(settings: Settings, allow_start: bool = False) -> Bus:
     except RuntimeError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
+
+
+def _on_history(
+    settings: Settings, experiment: str, who: str, body: Callable[[History, EventStore], Awaitable[int]]
+) -> None:
+    """Read one experiment from the log and hand it, with the open store, to `body`; exit with its code."""
+    bus = _existing_bus(settings, allow_start=True)
+
+    async def go() -> int:
+        store = await open_store(settings, bus.url, who)
+        try:
+            history = await store.read(experiment)
+            if not history.events:
+                console.print(f"[red]no events for experiment {experiment!r}[/red]")
+                return 1
+            return await body(history, store)
+        finally:
+            await store.close()
+
+    try:
+        code = asyncio.run(go())
+    finally:
+        bus.close()
+    raise typer.Exit(code)
 
 
 def _exit_on_sigterm() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from greenai.services.evaluation.benchmarks.base import Benchmark, Doc, HubSource, read_jsonl, require
+from greenai.services.evaluation.benchmarks.base import Benchmark, Doc, HubSource, mean_metrics, read_jsonl, require
 
 FILES = {"arc_easy": "ARC-Easy-Test.jsonl", "arc_challenge": "ARC-Challenge-Test.jsonl"}
 
@@ -45,10 +45,7 @@ def _config() -> dict[str, Any]:
         "doc_to_text": "Question: {{question}}\nAnswer:",
         "doc_to_choice": "{{choices.text}}",
         "doc_to_target": "{{choices.label.index(answerKey)}}",
-        "metric_list": [
-            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
-        ],
+        "metric_list": mean_metrics("acc", "acc_norm"),
         "metadata": {"version": 1.0},
     }
 

@@ -91,6 +91,11 @@ class Benchmark:
         }
 
 
+def mean_metrics(*names: str) -> list[dict[str, Any]]:
+    """lm-eval metric entries: each a mean over documents, higher is better."""
+    return [{"metric": n, "aggregation": "mean", "higher_is_better": True} for n in names]
+
+
 def seeded_subset(docs: list[Doc], limit: int | None, seed: int) -> list[Doc]:
     """`limit` documents drawn with `seed`, in file order: the same (limit, seed) always picks the same items."""
     if limit is None or limit >= len(docs):

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, Doc
+from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, Doc, mean_metrics
 
 
 def _prompt(path: Path) -> str:
@@ -61,7 +61,7 @@ def _config() -> dict[str, Any]:
             {"function": "regex", "regex_pattern": r"(?<=the answer is )(.*)(?=.)"},
             {"function": "take_first"},
         ]}],
-        "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
+        "metric_list": mean_metrics("exact_match"),
         "metadata": {"version": 1.0},
     }  # fmt: skip
 

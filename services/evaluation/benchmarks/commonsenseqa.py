@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from greenai.services.evaluation.benchmarks.base import Benchmark, Doc, HubSource, read_jsonl, require
+from greenai.services.evaluation.benchmarks.base import Benchmark, Doc, HubSource, mean_metrics, read_jsonl, require
 
 KEYS = ("question", "choices", "answerKey")
 
@@ -26,7 +26,7 @@ def _config() -> dict[str, Any]:
         "C. {{choices['text'][2]}}\nD. {{choices['text'][3]}}\nE. {{choices['text'][4]}}\nAnswer:",
         "doc_to_target": "{{ ['A', 'B', 'C', 'D', 'E'].index(answerKey) }}",
         "doc_to_choice": ["A", "B", "C", "D", "E"],
-        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+        "metric_list": mean_metrics("acc"),
         "metadata": {"version": 1.0},
     }
 

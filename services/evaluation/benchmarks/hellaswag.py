@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, Doc, HubSource
+from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, Doc, HubSource, mean_metrics
 
 
 def _clean(text: str) -> str:
@@ -55,10 +55,7 @@ def _config() -> dict[str, Any]:
         "doc_to_text": "{{query}}",
         "doc_to_choice": "{{choices}}",
         "doc_to_target": "{{gold}}",
-        "metric_list": [
-            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
-        ],
+        "metric_list": mean_metrics("acc", "acc_norm"),
         "metadata": {"version": 1.0},
     }
 

@@ -8,7 +8,7 @@ import gzip
 from pathlib import Path
 from typing import Any
 
-from greenai.services.evaluation.benchmarks.base import Benchmark, Doc, HubSource, read_jsonl, require
+from greenai.services.evaluation.benchmarks.base import Benchmark, Doc, HubSource, mean_metrics, read_jsonl, require
 from greenai.services.evaluation.sandbox import SandboxLimits, run_untrusted
 
 KEYS = ("task_id", "prompt", "entry_point", "test")
@@ -45,7 +45,7 @@ def _config() -> dict[str, Any]:
         "target_delimiter": "",
         "generation_kwargs": {"do_sample": False, "until": STOP, "max_gen_toks": 256},
         "process_results": _results,
-        "metric_list": [{"metric": "pass@1", "aggregation": "mean", "higher_is_better": True}],
+        "metric_list": mean_metrics("pass@1"),
         "metadata": {"version": 1.0},
     }
 

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, Doc, HubSource
+from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, Doc, HubSource, mean_metrics
 
 HEADER = ["question", "choice0", "choice1", "choice2", "choice3", "answer"]
 
@@ -48,7 +48,7 @@ def _config() -> dict[str, Any]:
         "D. {{choices[3]}}\nAnswer:",
         "doc_to_choice": ["A", "B", "C", "D"],
         "doc_to_target": "{{answer}}",
-        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+        "metric_list": mean_metrics("acc"),
         "metadata": {"version": 1.0},
     }
 

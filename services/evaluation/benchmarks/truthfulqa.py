@@ -7,7 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, Doc, HubSource, require
+from greenai.services.evaluation.benchmarks.base import (
+    Benchmark,
+    BenchmarkDataError,
+    Doc,
+    HubSource,
+    mean_metrics,
+    require,
+)
 
 PRIMER = (
     "Q: What is human life expectancy in the United States?\n"
@@ -62,7 +69,7 @@ def _config(target: str) -> dict[str, Any]:
         "doc_to_text": PRIMER + "\n\nQ: {{question}}\nA:",
         "doc_to_target": 0,  # the true answer comes first in both target lists
         "doc_to_choice": "{{" + target + ".choices}}",
-        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+        "metric_list": mean_metrics("acc"),
         "metadata": {"version": 1.0},
     }
     if target == "mc2_targets":

@@ -11,7 +11,7 @@ import yaml
 from jinja2 import Environment, meta
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, Doc, read_jsonl
+from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, Doc, mean_metrics, read_jsonl
 
 
 class UserBenchmarkSpec(BaseModel):
@@ -104,7 +104,7 @@ def jsonl_benchmark(path: Path) -> Benchmark:
                 "doc_to_text": template,
                 "doc_to_choice": "{{choices}}",
                 "doc_to_target": "{{gold}}",
-                "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+                "metric_list": mean_metrics("acc"),
                 "metadata": {"version": 1.0},
             }
         return {

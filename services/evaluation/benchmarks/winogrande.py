@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from greenai.services.evaluation.benchmarks.base import Benchmark, Doc, HubSource, read_jsonl, require
+from greenai.services.evaluation.benchmarks.base import Benchmark, Doc, HubSource, mean_metrics, read_jsonl, require
 
 
 def _from_local(doc: Doc, where: str) -> Doc:
@@ -51,7 +51,7 @@ def _config() -> dict[str, Any]:
         "doc_to_text": _gold,
         "doc_to_choice": _contexts,
         "doc_to_target": _continuation,
-        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+        "metric_list": mean_metrics("acc"),
         "metadata": {"version": 1.0},
     }
 
