@@ -81,8 +81,8 @@ def cpu_fast_steps(trial: TrialLike) -> tuple[Step, ...]:
         params: dict[str, Any] = {}
         if method == "autoround":
             params = {
-                "bits": trial.suggest_categorical("autoround.bits", [2, 3, 4, 8]),
-                "group_size": trial.suggest_categorical("autoround.group_size", [32, 64, 128]),
+                "bits": trial.suggest_categorical("autoround.bits", [8, 4, 3, 2]),
+                "group_size": trial.suggest_categorical("autoround.group_size", [64, 32, 128]),
                 "iters": 0,
             }
         elif method == "bnb_4bit":
