@@ -74,7 +74,12 @@ def load_landscape(path: Path) -> Landscape:
     outcomes: dict[str, EvaluateCompleted | None] = {}
     for ep in state.episodes.values():
         if ep.finished and ep.decision.action == "compress":
-            outcomes[steps_key(ep.decision.steps)] = ep.evaluated
+            r, final = ep.evaluated, ep.final_artifact
+            if r is not None and final is not None:
+                # size as the compression agent recorded it when it wrote the artifact (one evaluation in the
+                # recording reused a cached result whose size was measured after its folder was deleted: 0)
+                r = r.model_copy(update={"size_bytes": final.artifact.bytes})
+            outcomes[steps_key(ep.decision.steps)] = r
     results = [state.baseline.result, *[r for r in outcomes.values() if r is not None]]
     return Landscape(
         state.run, spec, state.baseline.result, outcomes,

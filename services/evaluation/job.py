@@ -111,6 +111,9 @@ def evaluate_folder(
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    size = folder_bytes(folder)  # before anything else: what is measured is the artifact as it was handed over
+    if size == 0:
+        raise FileNotFoundError(f"artifact {folder} is empty or gone")
     prepared = [prepare_task(name, data_dir, limit, seed, cache_dir) for name in (task, *secondary)]
     if not prepared[0].bench.bounded:
         raise BenchmarkDataError(
@@ -153,7 +156,7 @@ def evaluate_folder(
         "ci_high": target["ci_high"],
         "secondary": ordered[1:],
         "latency": latency.__dict__,
-        "size_bytes": folder_bytes(folder),
+        "size_bytes": size,
         "cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
         "energy": {"joules": round(energy.joules, 3), "mode": energy.mode, "detail": energy.detail},
     }
