@@ -63,7 +63,7 @@ class Energy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     joules: float
-    mode: Literal["measured", "estimated"]
+    mode: Literal["measured", "estimated", "unavailable"]  # unavailable: the tracker gave no reading (detail says why)
     detail: str
 
 

@@ -53,8 +53,8 @@ def track_energy(country_iso_code: str = "USA") -> Iterator[EnergyReading]:
 
 def _read(tracker: Any, reading: EnergyReading) -> None:
     data = getattr(tracker, "final_emissions_data", None)
-    if data is None:  # codecarbon logged its own failure and left no reading: count nothing, say so
-        reading.mode, reading.detail = "estimated", "codecarbon produced no reading (its log says why)"
+    if data is None:  # codecarbon logged its own failure and left no reading: no number, and say so
+        reading.mode, reading.detail = "unavailable", "codecarbon produced no reading (its log says why)"
         return
     kwh = float(getattr(data, "energy_consumed", 0.0) or 0.0)
     reading.joules = kwh * 3.6e6
