@@ -35,8 +35,36 @@ class Settings(BaseSettings):
     work_dir: Path = Field(default=Path("data"), description="Artifacts, experiments, caches, NATS store.")
     stream: str = Field(default="GREENAI_EVENTS", description="JetStream stream holding the event log.")
     duplicate_window_s: float = Field(default=3600.0, gt=0)
-    ack_wait_s: float = Field(default=60.0, gt=0, description="A job not acked or extended by then is redelivered.")
+    ack_wait_s: float = Field(
+        default=10.0, gt=0, description="A job not acked or extended (heartbeats) by then is redelivered."
+    )
     max_attempts: int = Field(default=3, ge=1, description="Deliveries of one job before it is given up.")
+    job_timeout_s: dict[str, float] = Field(
+        default_factory=lambda: {"quantize": 7200.0, "prune": 3600.0, "lora": 7200.0, "evaluate": 7200.0},
+        description="Per job kind: a child still running after this long is killed and the job fails (timeout).",
+    )
+    default_job_timeout_s: float = Field(default=7200.0, gt=0, description="For job kinds not in job_timeout_s.")
+    replicas: int = Field(default=1, ge=1, le=5, description="Replicas of the stream, consumers and object store.")
+    outage_budget_s: float = Field(
+        default=120.0, gt=0, description="How long an agent retries NATS before it exits with one clear line."
+    )
+    max_event_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="An event larger than this is refused before it is appended."
+    )
+    stream_max_msg_bytes: int = Field(default=512 * 1024, ge=1024, description="The stream's max_msg_size.")
+    stream_max_bytes: int | None = Field(default=None, ge=1, description="Optional cap on the stream's size.")
+    stream_max_age_s: float | None = Field(default=None, gt=0, description="Optional age limit on events.")
+    artifact_bucket: str = Field(
+        default="greenai-artifacts", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="JetStream object store bucket."
+    )
+    artifact_chunk_bytes: int = Field(default=1024 * 1024, ge=4096, le=8 * 1024 * 1024)
+    credentials: Path | None = Field(
+        default=None, description="This process's NATS credentials file (written by `greenai auth init`)."
+    )
+    auth_dir: Path | None = Field(
+        default=None, description="Folder of `greenai auth init` output; default <work_dir>/auth."
+    )
+    tls_ca: Path | None = Field(default=None, description="CA certificate to verify a TLS NATS server with.")
     memory_limit_mb: float | None = Field(
         default=None, gt=0, description="Memory jobs may plan on; default: what the machine has available."
     )
@@ -50,7 +78,7 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", pattern="^(json|console)$")
     log_level: str = Field(default="info")
 
-    @field_validator("data_dir", "work_dir", mode="after")
+    @field_validator("data_dir", "work_dir", "credentials", "auth_dir", "tls_ca", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
@@ -86,6 +114,18 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.work_dir / "cache"
+
+    @property
+    def artifact_cache_dir(self) -> Path:
+        """Downloaded artifacts, one folder per content hash (a cache: the object store is the record)."""
+        return self.work_dir / "cache" / "artifacts"
+
+    @property
+    def auth_path(self) -> Path:
+        return self.auth_dir or self.work_dir / "auth"
+
+    def job_timeout(self, kind: str) -> float:
+        return self.job_timeout_s.get(kind, self.default_job_timeout_s)
 
     def available_memory_bytes(self) -> int:
         import psutil
