@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import IO
 
+from greenai.shared.auth import credentials_for
 from greenai.shared.bus import ensure_nats, open_store
 from greenai.shared.config import Settings
 from greenai.shared.logging import configure_logging, get_logger
@@ -19,7 +21,7 @@ AGENTS = ("coordinator", "quantization", "pruning", "lora", "evaluation")
 
 async def serve_agent(name: str, settings: Settings) -> None:
     bus = ensure_nats(settings)
-    store = await open_store(settings, bus.url, name)
+    store = await open_store(settings, bus.url, name, role=name)
     stop = asyncio.Event()
     install_stop_signals(stop)
     log = get_logger(name)
@@ -61,12 +63,28 @@ def run_agent(name: str, settings: Settings) -> None:
     asyncio.run(serve_agent(name, settings))
 
 
-def settings_env(settings: Settings, nats_url: str) -> dict[str, str]:
-    """The environment that gives a child process the same settings as ours."""
-    env = dict(os.environ)
-    for field, value in settings.model_dump().items():
-        if value is not None:
-            env[f"GREENAI_{field.upper()}"] = str(value)
+# What an agent process may inherit from ours: the interpreter's needs, thread and Hugging Face settings.
+PASSED_ON = (
+    "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+    "OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES", "PYTHONPATH",
+)  # fmt: skip
+PASSED_PREFIXES = ("HF_", "TRANSFORMERS_", "GPTQMODEL_", "TORCH")
+# Secrets only the agent that uses them gets.
+SECRETS = {"coordinator": ("OPENAI_API_KEY",)}
+
+
+def settings_env(settings: Settings, nats_url: str, name: str) -> dict[str, str]:
+    """The environment of one agent: our settings, its own credentials and nothing else it does not need
+    (the evaluation agent, which runs model-written code, never sees the LLM key)."""
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ON or k.startswith(PASSED_PREFIXES)}
+    env.update({k: os.environ[k] for k in SECRETS.get(name, ()) if k in os.environ})
+    for field, value in settings.model_dump(mode="json", exclude={"credentials", "auth_dir"}).items():
+        if value is not None and (field != "llm_base_url" or name == "coordinator"):
+            env[f"GREENAI_{field.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    creds = settings.credentials or credentials_for(settings.auth_path, name)
+    if creds is not None:
+        env["GREENAI_CREDENTIALS"] = str(creds)
+    env["GREENAI_AUTH_DIR"] = str(settings.auth_path / "none")  # an agent finds no other role's seed
     env["GREENAI_NATS_URL"] = nats_url
     env["GREENAI_LOG_FORMAT"] = "json"
     return env
@@ -79,7 +97,7 @@ def spawn_agent(name: str, settings: Settings, nats_url: str, log_dir: Path | No
         out = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
     return subprocess.Popen(
         [sys.executable, "-m", "greenai", "agent", name],
-        env=settings_env(settings, nats_url),
+        env=settings_env(settings, nats_url, name),
         stdin=subprocess.DEVNULL,
         stdout=out,
         stderr=out,

@@ -1,11 +1,13 @@
-"""Finding the NATS server: the configured one, an embedded one already running here, or a new one."""
+"""Finding the NATS server (the configured one, an embedded one already running here, or a new one)
+and connecting to it under a role's identity."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from greenai.shared.auth import client_options, credentials_for, init_auth
 from greenai.shared.config import Settings
-from greenai.shared.eventstore import EventStore
+from greenai.shared.eventstore import EventStore, StreamLimits
 from greenai.shared.nats_server import EmbeddedNats, running_embedded_url, start_nats_server
 
 
@@ -20,6 +22,8 @@ class Bus:
 
 
 def ensure_nats(settings: Settings, *, start: bool = True) -> Bus:
+    """The configured server, or an embedded one on this work dir — started with authentication on:
+    `greenai auth init` runs first (idempotent) and the server knows only the roles' public keys."""
     if settings.nats_url:
         return Bus(settings.nats_url, None)
     url = running_embedded_url(settings.nats_dir)
@@ -29,9 +33,39 @@ def ensure_nats(settings: Settings, *, start: bool = True) -> Bus:
         raise RuntimeError(
             f"no NATS server: set GREENAI_NATS_URL, or start one with `greenai up` (work dir {settings.work_dir})"
         )
-    server = start_nats_server(settings.nats_dir)
+    files = init_auth(settings.auth_path, stream=settings.stream, bucket=settings.artifact_bucket)
+    server = start_nats_server(settings.nats_dir, auth_conf=files.server_conf)
     return Bus(server.url, server)
 
 
-async def open_store(settings: Settings, url: str, name: str) -> EventStore:
-    return await EventStore.connect(url, settings.stream, settings.duplicate_window_s, name=name)
+def stream_limits(settings: Settings) -> StreamLimits:
+    return StreamLimits(
+        max_msg_bytes=settings.stream_max_msg_bytes,
+        max_bytes=settings.stream_max_bytes,
+        max_age_s=settings.stream_max_age_s,
+        replicas=settings.replicas,
+    )
+
+
+async def open_store(settings: Settings, url: str, name: str, role: str = "viewer") -> EventStore:
+    """Connect as `role`: with the credentials file given in the settings (an agent's own), else the
+    role's seed in the auth dir, else without credentials (a server without authentication). Only
+    `admin`, or anyone on a server without authentication, creates or reconciles the stream."""
+    creds = settings.credentials or credentials_for(settings.auth_path, role)
+    return await EventStore.connect(
+        url,
+        settings.stream,
+        settings.duplicate_window_s,
+        name=name,
+        options=client_options(creds, settings.tls_ca),
+        manage_stream=creds is None or creds.name == "admin.nk",
+        max_event_bytes=settings.max_event_bytes,
+        limits=stream_limits(settings),
+        wait_for_stream_s=settings.outage_budget_s,
+    )
+
+
+async def ensure_log(settings: Settings, url: str) -> None:
+    """Create or reconcile the stream as admin (where this machine holds the admin seed)."""
+    store = await open_store(settings.model_copy(update={"credentials": None}), url, "greenai-admin", "admin")
+    await store.close()

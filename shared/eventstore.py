@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
@@ -27,6 +29,27 @@ WRONG_LAST_SEQUENCE = 10071
 
 class ConcurrencyError(RuntimeError):
     """Someone appended to the experiment after we read it; re-read and decide again."""
+
+
+class PermissionDenied(PermissionError):
+    """The server refused a publish: this identity may not produce that event (or use that API)."""
+
+
+class EventTooLarge(ValueError):
+    """An event over the size limit: refused before it is sent, so the log never holds it."""
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """What the stream holds at most; reconciled onto an existing stream at start."""
+
+    max_msg_bytes: int = 512 * 1024
+    max_bytes: int | None = None
+    max_age_s: float | None = None
+    replicas: int = 1
+
+
+_DENIED = re.compile(r'Permissions Violation for Publish to "([^"]+)"', re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -63,54 +86,154 @@ class AppendResult:
 
 
 class EventStore:
-    def __init__(self, nc: NATS, stream: str, duplicate_window_s: float = 3600.0) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        stream: str,
+        duplicate_window_s: float = 3600.0,
+        *,
+        max_event_bytes: int = 256 * 1024,
+        limits: StreamLimits | None = None,
+    ) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.stream = stream
         self.duplicate_window_s = duplicate_window_s
+        self.max_event_bytes = max_event_bytes
+        self.limits = limits or StreamLimits()
+        self._denied: dict[str, list[asyncio.Future[str]]] = {}
 
     @classmethod
     async def connect(
-        cls, url: str, stream: str, duplicate_window_s: float = 3600.0, name: str = "greenai"
+        cls,
+        url: str,
+        stream: str,
+        duplicate_window_s: float = 3600.0,
+        name: str = "greenai",
+        *,
+        options: dict[str, Any] | None = None,
+        manage_stream: bool = True,
+        max_event_bytes: int = 256 * 1024,
+        limits: StreamLimits | None = None,
+        wait_for_stream_s: float = 30.0,
     ) -> EventStore:
-        nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, drain_timeout=5)
-        store = cls(nc, stream, duplicate_window_s)
-        await store.ensure_stream()
+        """`options`: more `nats.connect` keywords (credentials, TLS, inbox prefix). `manage_stream`: create
+        or reconcile the stream (the admin identity); otherwise only wait for it to exist."""
+        holder: list[EventStore] = []
+
+        async def on_error(exc: Exception) -> None:
+            if holder:
+                holder[0]._on_error(exc)
+
+        servers = [u.strip() for u in url.split(",") if u.strip()]
+        nc = await nats.connect(
+            servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, drain_timeout=5,
+            error_cb=on_error, **(options or {}),
+        )  # fmt: skip
+        store = cls(nc, stream, duplicate_window_s, max_event_bytes=max_event_bytes, limits=limits)
+        holder.append(store)
+        if manage_stream:
+            await store.ensure_stream()
+        else:
+            await store.wait_for_stream(wait_for_stream_s)
         return store
+
+    def _on_error(self, exc: Exception) -> None:
+        """nats-py reports a refused publish only here, asynchronously: fail the append waiting on it."""
+        match = _DENIED.search(str(exc))
+        if match:
+            for future in self._denied.pop(match.group(1), []):
+                if not future.done():
+                    future.set_result(str(exc))
+
+    async def wait_for_stream(self, timeout_s: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            try:
+                await self.js.stream_info(self.stream)
+                return
+            except NotFoundError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError(
+                        f"the stream {self.stream} does not exist and this identity may not create it: "
+                        "start `greenai up` (or any command run as admin) first"
+                    ) from None
+                await asyncio.sleep(0.5)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.nc.drain()
 
-    async def ensure_stream(self) -> None:
-        config = api.StreamConfig(
+    def stream_config(self) -> api.StreamConfig:
+        limits = self.limits
+        return api.StreamConfig(
             name=self.stream,
             subjects=[all_events()],
             storage=api.StorageType.FILE,
             retention=api.RetentionPolicy.LIMITS,
             duplicate_window=self.duplicate_window_s,
             allow_direct=True,
+            max_msg_size=limits.max_msg_bytes,
+            max_bytes=limits.max_bytes if limits.max_bytes is not None else -1,
+            max_age=limits.max_age_s if limits.max_age_s is not None else 0,
+            num_replicas=limits.replicas,
         )
+
+    async def ensure_stream(self) -> None:
+        """Create the stream, or reconcile an existing one's settings (duplicate window, limits, replicas)."""
+        config = self.stream_config()
         try:
-            await self.js.stream_info(self.stream)
+            info = await self.js.stream_info(self.stream)
         except NotFoundError:
             try:
                 await self.js.add_stream(config)
+                return
             except BadRequestError as exc:  # created by a concurrent process in between
                 if "already in use" not in str(exc.description):
                     raise
+            info = await self.js.stream_info(self.stream)
+        have = info.config
+        wanted = (config.duplicate_window, config.max_msg_size, config.max_bytes, config.max_age, config.num_replicas)
+        current = (have.duplicate_window, have.max_msg_size, have.max_bytes, have.max_age, have.num_replicas)
+        if wanted != current or have.subjects != config.subjects:
+            try:
+                await self.js.update_stream(config)
+            except APIError as exc:
+                raise RuntimeError(
+                    f"stream {self.stream} exists with settings that cannot be changed to ours: {exc.description}"
+                ) from exc
 
     async def append(self, event: Envelope, *, expected_last_seq: int | None = None) -> AppendResult:
+        body = event.encode()
+        if len(body) > self.max_event_bytes:
+            raise EventTooLarge(
+                f"{event.type} event is {len(body):,} bytes; the limit is {self.max_event_bytes:,} (max_event_bytes)"
+            )
         headers = {"Nats-Msg-Id": str(event.event_id)}
         if expected_last_seq is not None:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_seq)
             headers["Nats-Expected-Last-Subject-Sequence-Subject"] = experiment_filter(event.experiment_id)
+        denied: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._denied.setdefault(event.subject, []).append(denied)
+        publish = asyncio.ensure_future(self.js.publish(event.subject, body, stream=self.stream, headers=headers))
         try:
-            ack = await self.js.publish(event.subject, event.encode(), stream=self.stream, headers=headers)
+            await asyncio.wait({publish, denied}, return_when=asyncio.FIRST_COMPLETED)
+            if denied.done() and not publish.done():
+                publish.cancel()
+                raise PermissionDenied(f"the server refused {event.type}: {denied.result()}")
+            ack = await publish
         except APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise ConcurrencyError(str(exc.description)) from exc
             raise
+        finally:
+            waiting = self._denied.get(event.subject, [])
+            if denied in waiting:
+                waiting.remove(denied)
+            if not waiting:
+                self._denied.pop(event.subject, None)
+            if not publish.done():
+                publish.cancel()
         return AppendResult(seq=ack.seq, duplicate=bool(ack.duplicate))
 
     async def read(self, experiment_id: str) -> History:

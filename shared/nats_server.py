@@ -60,8 +60,11 @@ class EmbeddedNats:
                 pass
 
 
-def start_nats_server(store_dir: Path, *, publish_endpoint: bool = True, timeout: float = 20.0) -> EmbeddedNats:
-    """Start nats-server on a free loopback port; wait until it accepts connections."""
+def start_nats_server(
+    store_dir: Path, *, publish_endpoint: bool = True, timeout: float = 20.0, auth_conf: Path | None = None
+) -> EmbeddedNats:
+    """Start nats-server on a free loopback port; wait until it accepts connections. With `auth_conf`
+    (the authorization block `greenai auth init` writes), only clients with a role's seed get in."""
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = store_dir / "ports"
     ports_dir.mkdir(exist_ok=True)
@@ -73,6 +76,11 @@ def start_nats_server(store_dir: Path, *, publish_endpoint: bool = True, timeout
         "--ports_file_dir", str(ports_dir),
         "-l", str(log_file),
     ]  # fmt: skip
+    if auth_conf is not None:
+        config = store_dir / "server.conf"
+        config.write_text(auth_conf.read_text(encoding="utf-8"), encoding="utf-8")
+        os.chmod(config, 0o600)
+        cmd += ["-c", str(config)]
     process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ports_file = ports_dir / f"nats-server_{process.pid}.ports"
     deadline = time.monotonic() + timeout
@@ -96,7 +104,7 @@ def start_nats_server(store_dir: Path, *, publish_endpoint: bool = True, timeout
     endpoint = None
     if publish_endpoint:
         endpoint = store_dir / "endpoint.json"
-        endpoint.write_text(json.dumps({"url": url, "pid": process.pid}))
+        endpoint.write_text(json.dumps({"url": url, "pid": process.pid, "auth": auth_conf is not None}))
     return EmbeddedNats(process=process, url=url, store_dir=store_dir, endpoint_file=endpoint)
 
 
