@@ -1,13 +1,31 @@
-"""Job requests to agents and the lifecycle of a job: started, failed, rejected input."""
+"""Job requests to agents and the lifecycle of a job: started, failed, rejected input.
+
+A job id is a plain token: agents derive folder names from it, so '/', '..' and friends are refused
+when the event is read, before any agent acts on it.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from greenai.events.envelope import EventData
 from greenai.events.registry import register
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,160}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+
+
+def check_job_id(job_id: str) -> str:
+    """Letters, digits, '_', '.', '-' (1-160), and no '..': safe as a file name on any machine."""
+    if not _JOB_ID.match(job_id) or ".." in job_id:
+        raise ValueError(f"job id {job_id[:200]!r} must be 1-160 letters, digits, '_', '.' or '-', without '..'")
+    return job_id
+
+
+JobId = Annotated[str, AfterValidator(check_job_id)]
 
 
 class ArtifactRef(BaseModel):
@@ -24,7 +42,7 @@ class ArtifactRef(BaseModel):
 class StepRequested(EventData):
     """A compression step for an agent: its input, method and parameters. One subclass per agent."""
 
-    job_id: str
+    job_id: JobId
     episode: int = Field(ge=1)
     step: int = Field(default=0, ge=0, description="Position in the episode's pipeline.")
     source: ArtifactRef
@@ -60,7 +78,7 @@ STEP_REQUESTS: dict[str, type[StepRequested]] = {
 @register
 class EvaluateRequested(EventData):
     TYPE = "evaluate.requested"
-    job_id: str
+    job_id: JobId
     episode: int = Field(ge=0, description="0 is the uncompressed baseline.")
     target: ArtifactRef
     task: str
@@ -70,12 +88,13 @@ class EvaluateRequested(EventData):
     purpose: Literal["episode", "promotion"] = Field(
         default="episode", description="'promotion': a front candidate re-evaluated on more items."
     )
+    trust_task_code: bool = Field(default=False, description="From the run request: task-folder Python allowed.")
 
 
 @register
 class JobStarted(EventData):
     TYPE = "job.started"
-    job_id: str
+    job_id: JobId
     kind: str
     agent: str
     instance: str
@@ -87,7 +106,7 @@ class JobFailed(EventData):
     """A job did not complete. `final` means no more attempts will be made."""
 
     TYPE = "job.failed"
-    job_id: str
+    job_id: JobId
     kind: str
     episode: int
     agent: str

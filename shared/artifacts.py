@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from greenai.events.jobs import ArtifactRef, StepRequested
+from greenai.events.jobs import ArtifactRef, StepRequested, check_job_id
 from greenai.events.results import Artifact, StepCompleted
+from greenai.events.subjects import check_experiment_id
+from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, Measured
 from greenai.shared.model_io import (
     ModelNotFoundError,
@@ -19,23 +21,43 @@ from greenai.shared.model_io import (
     folder_sha256,
     materialize,
     publish_folder,
-    resolve_model,
+    resolve_bus_model,
     weight_bytes,
 )
 
 StepCompletedT = TypeVar("StepCompletedT", bound=StepCompleted)
 
 
-def source_folder(ref: ArtifactRef, models_dir: Path) -> Path:
-    """The folder a job reads: an earlier step's artifact, or the experiment's base model."""
+def source_folder(ref: ArtifactRef, settings: Settings) -> Path:
+    """The folder a job reads: an earlier step's artifact (inside this agent's artifacts dir, and
+    matching its recorded hash), or the experiment's base model (an alias, a Hub id or a model under
+    the models dir). A message cannot make an agent read a path of its choosing."""
     if ref.kind == "artifact":
-        if not ref.path or not Path(ref.path).is_dir():
-            raise JobError(f"source artifact {ref.path} does not exist on this machine", "invalid")
-        return Path(ref.path)
+        if not ref.path or not ref.sha256:
+            raise JobError("a source artifact needs a path and its sha256", "invalid")
+        root = settings.artifacts_dir.resolve()
+        path = Path(ref.path).resolve()
+        if not path.is_relative_to(root):
+            raise JobError(f"source artifact {ref.path[:200]!r} is outside the artifacts dir", "invalid")
+        if not path.is_dir():
+            raise JobError(f"source artifact {ref.path[:200]} does not exist on this machine", "invalid")
+        if folder_sha256(path) != ref.sha256:
+            raise JobError(f"source artifact {path} does not match its recorded hash", "invalid")
+        return path
     try:
-        return materialize(resolve_model(ref.model), models_dir)
+        return materialize(resolve_bus_model(ref.model, settings.allowed_model_roots), settings.models_dir)
     except ModelNotFoundError as exc:
         raise JobError(str(exc), "invalid") from exc
+
+
+def job_output_dir(settings: Settings, experiment_id: str, job_id: str) -> Path:
+    """Where a job writes its artifact: derived from validated ids, and checked to resolve inside the
+    artifacts dir before anything is written (publishing replaces the folder)."""
+    root = settings.artifacts_dir.resolve()
+    target = (root / check_experiment_id(experiment_id) / check_job_id(job_id)).resolve()
+    if not target.is_relative_to(root) or target == root:
+        raise JobError(f"job {job_id[:200]!r} would write outside the artifacts dir", "invalid")
+    return target
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         default=None, description="Folder of `greenai auth init` output; default <work_dir>/auth."
     )
     tls_ca: Path | None = Field(default=None, description="CA certificate to verify a TLS NATS server with.")
+    model_roots: list[Path] = Field(
+        default_factory=list, description="Folders besides <work_dir>/models whose models a run request may name."
+    )
     memory_limit_mb: float | None = Field(
         default=None, gt=0, description="Memory jobs may plan on; default: what the machine has available."
     )
@@ -123,6 +126,10 @@ class Settings(BaseSettings):
     @property
     def auth_path(self) -> Path:
         return self.auth_dir or self.work_dir / "auth"
+
+    @property
+    def allowed_model_roots(self) -> list[Path]:
+        return [self.models_dir, *(r.expanduser().resolve() for r in self.model_roots)]
 
     def job_timeout(self, kind: str) -> float:
         return self.job_timeout_s.get(kind, self.default_job_timeout_s)

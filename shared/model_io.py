@@ -82,6 +82,38 @@ def resolve_model(reference: str) -> ResolvedModel:
     )
 
 
+def resolve_bus_model(reference: str, roots: list[Path]) -> ResolvedModel:
+    """A model reference that came over the bus: an alias, a Hub id, or a folder / .gguf file inside one
+    of `roots` (the models dir and any configured model roots), symlinks resolved. Anything else — an
+    absolute path elsewhere, '..', '~', a URL — is refused: a message must not make an agent read
+    whatever path it names."""
+    ref = reference.strip()
+    if len(ref) > 1024 or any(ord(c) < 32 for c in ref):
+        raise ModelNotFoundError(f"model reference {ref[:200]!r} is too long or holds control characters")
+    if ref.lower() in ALIASES:
+        return ALIASES[ref.lower()]()
+    try:
+        local = Path(ref).expanduser().exists() or any((r / ref).exists() for r in roots)
+    except OSError:  # a name too long for the file system, say: not a local model
+        local = False
+    if HUB_ID.match(ref) and ".." not in ref and not local:
+        return ResolvedModel(ref, "hub", ref)
+    if "\x00" in ref or ref.startswith("~") or "://" in ref:
+        raise ModelNotFoundError(f"model reference {ref[:200]!r} is not allowed on the bus")
+    path = Path(ref)
+    allowed = [r.resolve() for r in roots]
+    resolved = (path if path.is_absolute() else (allowed[0] / path if allowed else path)).resolve()
+    if not any(resolved.is_relative_to(r) for r in allowed):
+        raise ModelNotFoundError(
+            f"model {ref[:200]!r} is outside the models dir ({', '.join(map(str, allowed))}): a run may name an alias, "
+            "a Hugging Face id, or a model under the models dir"
+        )
+    try:
+        return resolve_model(str(resolved))
+    except OSError as exc:
+        raise ModelNotFoundError(f"model {ref[:200]!r} cannot be read: {exc.strerror}") from exc
+
+
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 

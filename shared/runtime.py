@@ -28,6 +28,7 @@ from greenai.events.subjects import SYSTEM_EXPERIMENT, experiment_of_subject, ty
 from greenai.shared.eventstore import EventStore
 from greenai.shared.jobs import JobError
 from greenai.shared.logging import get_logger
+from greenai.shared.scrub import scrub_text
 
 FailureReasonOrGaveUp = Literal["unsupported", "invalid", "error", "gave_up"]
 Handler = Callable[[Envelope], Awaitable[Sequence[EventData]]]
@@ -49,6 +50,15 @@ async def reject(store: EventStore, agent: str, msg: Msg, reason: str) -> None:
         key=f"rejected:{agent}:{msg.subject}:{seq}" if seq else None,
     )
     await store.append(event)
+
+
+def decode_message(msg: Msg) -> Envelope:
+    """Decode a message and check it was published on its own subject: a body that names another
+    experiment or type than its subject is refused (subject permissions are checked on the subject)."""
+    envelope = decode(msg.data)
+    if msg.subject != envelope.subject:
+        raise MalformedEvent(f"published on {msg.subject[:200]} but the event is {envelope.subject[:200]}")
+    return envelope
 
 
 @dataclass
@@ -122,7 +132,7 @@ class JobWorker:
 
     async def process(self, msg: Msg) -> None:
         try:
-            request = decode(msg.data)
+            request = decode_message(msg)
             if request.type != self.spec.request_type:
                 raise MalformedEvent(f"expected {self.spec.request_type}, got {request.type}")
         except MalformedEvent as exc:
@@ -161,7 +171,7 @@ class JobWorker:
                     final=final,
                     reason=reason,
                     error_type=exc_type,
-                    message=message[:4000],
+                    message=scrub_text(message, 4000),  # provider errors may echo keys
                 ),
                 producer=self.instance,
                 cause=request,

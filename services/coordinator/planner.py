@@ -129,7 +129,9 @@ def _interactive(state: ExperimentState, decision: Decision | None, policy_name:
 
 def wants_decision(state: ExperimentState, now: datetime | None = None) -> bool:
     run = state.run
-    if run is None or state.closed or state.spec is None or state.baseline.failure is not None:
+    # the baseline first: a benchmark the evaluation agent refuses ends the run before any compression,
+    # and the baseline's latency is not measured beside a compression job on the same cores
+    if run is None or state.closed or state.spec is None or state.baseline.result is None:
         return False
     busy = any(not ep.finished for ep in state.episodes.values())
     return not busy and stop_reason(state, now) is None
@@ -163,6 +165,7 @@ def plan(
                     limit=run.limit,
                     seed=run.seed,
                     secondary=list(run.secondary),
+                    trust_task_code=run.trust_task_code,
                 ),
             )
         )
@@ -210,6 +213,7 @@ def plan(
                         limit=run.limit,
                         seed=run.seed,
                         secondary=list(run.secondary),
+                        trust_task_code=run.trust_task_code,
                     ),
                 )
             )

@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from greenai.events.experiment import ModelSpec
-from greenai.shared.model_io import ResolvedModel, count_parameters, folder_bytes, load_config, resolve_model
+from greenai.shared.model_io import (
+    ResolvedModel,
+    count_parameters,
+    folder_bytes,
+    load_config,
+    resolve_bus_model,
+    resolve_model,
+)
 
 
 def _gguf_parameters(path: Path) -> int:
@@ -34,9 +41,10 @@ def _architecture(config: Any) -> str:
     return str(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(config.model_type, type(config).__name__))
 
 
-def infer_spec(reference: str) -> ModelSpec:
-    """Raises ModelNotFoundError for a reference this machine cannot reach."""
-    model: ResolvedModel = resolve_model(reference)
+def infer_spec(reference: str, roots: list[Path] | None = None) -> ModelSpec:
+    """Raises ModelNotFoundError for a reference this machine cannot reach. With `roots`, the reference
+    came over the bus and may only name an alias, a Hub id or a model inside those folders."""
+    model: ResolvedModel = resolve_bus_model(reference, roots) if roots is not None else resolve_model(reference)
     config: Any = load_config(model)
     params: int | None
     size: int | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
@@ -13,9 +14,10 @@ from greenai.events.results import Energy, EvaluateCompleted, Latency, TaskScore
 from greenai.services.evaluation.benchmarks.auto import benchmark
 from greenai.services.evaluation.benchmarks.base import SUBSET_VERSION, BenchmarkDataError, UnknownBenchmarkError
 from greenai.services.evaluation.job import evaluate_folder
+from greenai.shared.artifacts import source_folder
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
-from greenai.shared.model_io import ModelNotFoundError, folder_sha256, materialize, resolve_model
+from greenai.shared.model_io import folder_sha256
 from greenai.shared.runtime import JobSpec
 
 AGENT = "evaluation"
@@ -40,15 +42,15 @@ class EvaluationAgent:
         data_dir = self.settings.data_dir
         try:
             for name in (job.task, *job.secondary):
-                bench = benchmark(name)
+                bench = benchmark(name, job.trust_task_code)
                 if name == job.task and not bench.bounded:
                     raise BenchmarkDataError(f"{name} is lower-is-better ({bench.metric}): a secondary benchmark only")
                 if data_dir is not None and "lm_eval_task" not in bench.meta:
                     bench.load_local(data_dir)  # missing or malformed files: refused now, with file and line
         except (UnknownBenchmarkError, BenchmarkDataError, FileNotFoundError) as exc:
             raise JobError(str(exc), "invalid") from exc
-        folder = self._target_folder(job)
-        digest = job.target.sha256 or folder_sha256(folder)
+        folder = await asyncio.to_thread(self._target_folder, job)
+        digest = job.target.sha256 or await asyncio.to_thread(folder_sha256, folder)
         tasks = "+".join(re.sub(r"[^A-Za-z0-9_.:-]+", "_", t) for t in (job.task, *job.secondary))
         key = f"v{SUBSET_VERSION}-{digest}-{tasks}-{job.limit}-{job.seed}"
         cache = self.settings.cache_dir / "evaluations" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
@@ -65,6 +67,8 @@ class EvaluationAgent:
             job.seed,
             str(self.settings.cache_dir),
             tuple(job.secondary),
+            None,
+            job.trust_task_code,
             threads=self.settings.torch_threads,
         )
         r = measured.value
@@ -96,14 +100,5 @@ class EvaluationAgent:
         return [result]
 
     def _target_folder(self, job: EvaluateRequested) -> Path:
-        if job.target.kind == "base":
-            try:
-                return materialize(resolve_model(job.target.model), self.settings.models_dir)
-            except ModelNotFoundError as exc:
-                raise JobError(str(exc), "invalid") from exc
-        path = Path(job.target.path or "")
-        if not path.is_dir():
-            raise JobError(f"artifact {path} does not exist on this machine", "invalid")
-        if job.target.sha256 and folder_sha256(path) != job.target.sha256:
-            raise JobError(f"artifact {path} does not match its recorded hash", "invalid")
-        return path
+        """The base model (an allowed reference) or an artifact inside the artifacts dir matching its hash."""
+        return source_folder(job.target, self.settings)

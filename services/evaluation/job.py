@@ -10,6 +10,7 @@ from typing import Any
 
 from greenai.services.evaluation.benchmarks.auto import benchmark
 from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, seeded_subset, write_docs
+from greenai.services.evaluation.benchmarks.task_code import sandbox_templates
 from greenai.services.evaluation.energy import track_energy
 from greenai.services.evaluation.latency import measure_latency
 from greenai.shared.model_io import folder_bytes
@@ -37,9 +38,11 @@ class PreparedTask:
     n_docs: int | None
 
 
-def prepare_task(name: str, data_dir: str | None, limit: int | None, seed: int, cache_dir: str) -> PreparedTask:
+def prepare_task(
+    name: str, data_dir: str | None, limit: int | None, seed: int, cache_dir: str, trust_code: bool = False
+) -> PreparedTask:
     """The task config over the documents of this evaluation: all of them, or a seeded subset."""
-    bench = benchmark(name)
+    bench = benchmark(name, trust_code)
     if "lm_eval_task" in bench.meta:
         task = str(bench.meta["lm_eval_task"])
         return PreparedTask(bench, task, task, None)
@@ -76,6 +79,7 @@ def run_tasks(lm: Any, tasks: list[PreparedTask], seed: int, limit: int | None) 
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
+    sandbox_templates()  # a task's Jinja templates cannot reach Python internals
     include = sorted({str(t.bench.meta["include_path"]) for t in tasks if "include_path" in t.bench.meta})
     manager = TaskManager(include_path=include or None)
     # our own tasks carry their subset already; an lm-eval folder task takes lm-eval's first-`limit` items
@@ -105,6 +109,7 @@ def evaluate_folder(
     cache_dir: str,
     secondary: tuple[str, ...] = (),
     max_gen_toks: int | None = None,
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     os.environ.setdefault("HF_DATASETS_CACHE", str(Path(cache_dir) / "datasets"))
     import torch
@@ -114,7 +119,7 @@ def evaluate_folder(
     size = folder_bytes(folder)  # before anything else: what is measured is the artifact as it was handed over
     if size == 0:
         raise FileNotFoundError(f"artifact {folder} is empty or gone")
-    prepared = [prepare_task(name, data_dir, limit, seed, cache_dir) for name in (task, *secondary)]
+    prepared = [prepare_task(name, data_dir, limit, seed, cache_dir, trust_code) for name in (task, *secondary)]
     if not prepared[0].bench.bounded:
         raise BenchmarkDataError(
             f"{task} scores {prepared[0].bench.metric} (lower is better), not an accuracy: "

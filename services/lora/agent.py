@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from greenai.events import Envelope, EventData
 from greenai.events.jobs import LoraRequested
 from greenai.events.results import LoraCompleted
 from greenai.services.lora.job import lora_to_folder, parse
-from greenai.shared.artifacts import compute_device, source_folder, step_completed
+from greenai.shared.artifacts import compute_device, job_output_dir, source_folder, step_completed
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
 from greenai.shared.model_io import count_parameters
@@ -30,9 +31,9 @@ class LoraAgent:
         parse(job.method, job.params)
         if self.settings.data_dir is None:
             raise JobError("LoRA training needs text from the data dir: set GREENAI_DATA_DIR", "invalid")
-        source = source_folder(job.source, self.settings.models_dir)
+        source = await asyncio.to_thread(source_folder, job.source, self.settings)
         device = compute_device()
-        target = self.settings.artifacts_dir / request.experiment_id / job.job_id
+        target = job_output_dir(self.settings, request.experiment_id, job.job_id)
         measured = await run_in_child(
             lora_to_folder,
             job.method,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from greenai.events import Envelope, EventData
@@ -9,7 +10,7 @@ from greenai.events.jobs import PruneRequested
 from greenai.events.results import PruneCompleted
 from greenai.services.pruning.job import prune_to_folder
 from greenai.services.pruning.methods.auto import get_method
-from greenai.shared.artifacts import compute_device, source_folder, step_completed
+from greenai.shared.artifacts import compute_device, job_output_dir, source_folder, step_completed
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
 from greenai.shared.model_io import folder_bytes
@@ -30,13 +31,13 @@ class PruningAgent:
         job = request.data
         assert isinstance(job, PruneRequested)
         get_method(job.method).parse(job.params)  # refuse bad settings before loading anything
-        source = source_folder(job.source, self.settings.models_dir)
+        source = await asyncio.to_thread(source_folder, job.source, self.settings)
         need, have = MEMORY_FACTOR * folder_bytes(source), self.settings.available_memory_bytes()
         if need > have:
             raise JobError(
                 f"pruning needs about {need / 2**30:.1f} GiB; {have / 2**30:.1f} GiB available", "unsupported"
             )
-        target = self.settings.artifacts_dir / request.experiment_id / job.job_id
+        target = job_output_dir(self.settings, request.experiment_id, job.job_id)
         data_dir = str(self.settings.data_dir) if self.settings.data_dir else None
         device = compute_device()
         measured = await run_in_child(

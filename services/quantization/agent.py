@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ from greenai.events.jobs import QuantizeRequested
 from greenai.events.results import QuantizeCompleted
 from greenai.services.quantization.job import quantize_to_folder
 from greenai.services.quantization.methods.auto import get_method
-from greenai.shared.artifacts import compute_device, source_folder, step_completed
+from greenai.shared.artifacts import compute_device, job_output_dir, source_folder, step_completed
 from greenai.shared.config import Settings
 from greenai.shared.jobs import run_in_child
 from greenai.shared.model_io import folder_bytes
@@ -41,12 +42,12 @@ class QuantizationAgent:
         method = get_method(job.method)
         config = method.parse(job.params)
         method.check_hardware(self.device)
-        source = source_folder(job.source, self.settings.models_dir)
+        source = await asyncio.to_thread(source_folder, job.source, self.settings)
         from transformers import AutoConfig
 
         method.check_model(config, AutoConfig.from_pretrained(source))
         method.check_memory(folder_bytes(source), self.settings.available_memory_bytes())
-        target = self.settings.artifacts_dir / request.experiment_id / job.job_id
+        target = job_output_dir(self.settings, request.experiment_id, job.job_id)
         data_dir = str(self.settings.data_dir) if self.settings.data_dir else None
         measured = await run_in_child(
             quantize_to_folder,

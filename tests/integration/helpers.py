@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from greenai.events import Envelope
 from greenai.shared.eventstore import EventStore
+from tests.conftest import CACHE
 
 
 def agent_env(nats_url: str, work_dir: Path, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -23,6 +25,8 @@ def agent_env(nats_url: str, work_dir: Path, data_dir: Path, **extra: str) -> di
         GREENAI_LOG_FORMAT="json",
         HF_HUB_OFFLINE="1",
         HF_DATASETS_OFFLINE="1",
+        # the test models live in the test cache; a run request may name models there and nowhere else
+        GREENAI_MODEL_ROOTS=json.dumps([str(CACHE)]),
         **extra,
     )
     return env

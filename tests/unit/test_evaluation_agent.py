@@ -26,7 +26,7 @@ def request(model: Path, n: int, limit: int, task: str = "arc_easy", **more: obj
 async def test_a_repeated_evaluation_comes_from_the_cache(
     store: EventStore, tiny_model_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:
-    settings = Settings(work_dir=tmp_path, data_dir=data_dir)
+    settings = Settings(work_dir=tmp_path, data_dir=data_dir, model_roots=[tiny_model_dir.parent])
     for n, limit, task in ((1, 3, "arc_easy"), (2, 3, "arc_easy"), (3, 2, "arc_easy"), (4, 2, "no_such_benchmark")):
         await store.append(request(tiny_model_dir, n, limit, task))
     await store.append(request(tiny_model_dir, 5, 2, secondary=["wikitext2"], purpose="promotion"))

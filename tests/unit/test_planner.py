@@ -33,10 +33,19 @@ def test_nothing_happens_before_the_spec_is_known() -> None:
     assert keys([f.run()]) == []
 
 
-def test_first_step_requests_the_baseline_and_a_decision() -> None:
+def test_the_baseline_is_evaluated_before_the_first_decision() -> None:
     events = [f.run(), f.spec()]
+    assert not wants_decision(fold_experiment("e", events))
+    assert keys(events, QUANT) == ["baseline:evaluate"]
+    events += [f.evaluate_requested("e", 0), f.evaluated("e", 0, 0.6, 2, 2, 2)]
     assert wants_decision(fold_experiment("e", events))
-    assert keys(events, QUANT) == ["baseline:evaluate", "episode:1:decided"]
+    assert keys(events, QUANT) == ["episode:1:decided"]
+
+
+def test_a_refused_baseline_ends_the_run_before_any_compression() -> None:
+    events = [f.run(), f.spec(), f.evaluate_requested("e", 0), f.failed("e", "e-ep0-evaluate", 0)]
+    assert not wants_decision(fold_experiment("e", events))
+    assert keys(events, QUANT) == ["failed"]
 
 
 def test_a_decision_becomes_a_job_then_an_evaluation() -> None:
@@ -75,6 +84,7 @@ def test_a_failed_episode_lets_the_run_move_on() -> None:
         f.run(),
         f.spec(),
         f.evaluate_requested("e", 0),
+        f.evaluated("e", 0, 0.6, 2, 2, 2),
         f.decided("e", 1),
         f.quantize_requested("e", 1),
         f.failed("e", "e-ep1-s0-quantize", 1),
@@ -128,6 +138,7 @@ def test_a_failed_step_fails_the_episode_and_the_rest_never_runs() -> None:
         f.run(),
         f.spec(),
         f.evaluate_requested("e", 0),
+        f.evaluated("e", 0, 0.6, 2, 2, 2),
         f.pipeline("e", 1, steps),
         f.step_requested("e", 1, 0, "prune"),
     ]
@@ -161,7 +172,7 @@ def _interactive_events() -> list:
     run = new_event(
         "e", RunRequested(model="m", dataset="arc_easy", episodes=1, interactive=True), producer="t", key="run"
     )
-    return [run, f.spec(), f.evaluate_requested("e", 0)]
+    return [run, f.spec(), f.evaluate_requested("e", 0), f.evaluated("e", 0, 0.6, 2, 2, 2)]
 
 
 def test_interactive_runs_propose_then_wait_for_a_person() -> None:

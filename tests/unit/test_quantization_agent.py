@@ -21,7 +21,7 @@ def request(model: Path, n: int, method: str, params: dict[str, Any]) -> Envelop
     data = QuantizeRequested(
         job_id=f"job{n}",
         episode=n,
-        source=ArtifactRef(kind="artifact", model="tiny", path=str(model)),
+        source=ArtifactRef(kind="base", model=str(model)),
         method=method,
         params=params,
     )
@@ -56,7 +56,7 @@ async def serve_until_done(store: EventStore, settings: Settings, jobs: int) -> 
 async def test_refusals_are_events_and_good_jobs_still_run(
     store: EventStore, tiny_model_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:
-    settings = Settings(work_dir=tmp_path, data_dir=data_dir)
+    settings = Settings(work_dir=tmp_path, data_dir=data_dir, model_roots=[tiny_model_dir.parent])
     await store.append(request(tiny_model_dir, 1, "autoround", {"bits": 5}))
     await store.append(request(tiny_model_dir, 2, "magic", {}))
     await store.append(request(tiny_model_dir, 3, "gptq", {"group_size": 100}))
@@ -83,7 +83,7 @@ async def test_refusals_are_events_and_good_jobs_still_run(
 async def test_a_job_this_machine_cannot_hold_is_refused_as_unsupported(
     store: EventStore, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    settings = Settings(work_dir=tmp_path, memory_limit_mb=1)
+    settings = Settings(work_dir=tmp_path, memory_limit_mb=1, model_roots=[tiny_model_dir.parent])
     await store.append(request(tiny_model_dir, 1, "autoround", {"bits": 4}))
     events = await serve_until_done(store, settings, 1)
     (failure,) = [e.data for e in events if isinstance(e.data, JobFailed)]

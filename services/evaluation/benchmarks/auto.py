@@ -25,13 +25,14 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
-def benchmark(name: str) -> Benchmark:
+def benchmark(name: str, trust_code: bool = False) -> Benchmark:
+    """`trust_code`: an lm-eval task folder may run its own Python (the user said so at the CLI)."""
     if name in BENCHMARKS:
         return BENCHMARKS[name]
     if name.startswith("bbh:"):
         return bbh.benchmark(name.removeprefix("bbh:"))
     if is_user_benchmark(name):
-        return user_benchmark(name)
+        return user_benchmark(name, trust_code)
     known = ", ".join(sorted(BENCHMARKS))
     raise UnknownBenchmarkError(
         f"unknown benchmark {name!r}; known: {known}, bbh:<task>, or a .jsonl file / lm-eval task folder of your own"
