@@ -14,6 +14,7 @@ from greenai.events.results import Energy, EvaluateCompleted, Latency, TaskScore
 from greenai.services.evaluation.benchmarks.auto import benchmark
 from greenai.services.evaluation.benchmarks.base import SUBSET_VERSION, BenchmarkDataError, UnknownBenchmarkError
 from greenai.services.evaluation.job import evaluate_folder
+from greenai.services.evaluation.sandbox import SandboxUnavailable, check_isolation
 from greenai.shared.artifacts import source_folder
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
@@ -40,15 +41,22 @@ class EvaluationAgent:
         job = request.data
         assert isinstance(job, EvaluateRequested)
         data_dir = self.settings.data_dir
+        benches = []
         try:
             for name in (job.task, *job.secondary):
                 bench = benchmark(name, job.trust_task_code)
+                benches.append(bench)
                 if name == job.task and not bench.bounded:
                     raise BenchmarkDataError(f"{name} is lower-is-better ({bench.metric}): a secondary benchmark only")
                 if data_dir is not None and "lm_eval_task" not in bench.meta:
                     bench.load_local(data_dir)  # missing or malformed files: refused now, with file and line
         except (UnknownBenchmarkError, BenchmarkDataError, FileNotFoundError) as exc:
             raise JobError(str(exc), "invalid") from exc
+        if any(b.meta.get("runs_model_code") for b in benches):
+            try:  # model-written code runs only in real isolation, or not at all
+                await asyncio.to_thread(check_isolation)
+            except SandboxUnavailable as exc:
+                raise JobError(str(exc), "unsupported") from exc
         folder = await asyncio.to_thread(self._target_folder, job)
         digest = job.target.sha256 or await asyncio.to_thread(folder_sha256, folder)
         tasks = "+".join(re.sub(r"[^A-Za-z0-9_.:-]+", "_", t) for t in (job.task, *job.secondary))

@@ -55,5 +55,6 @@ BENCHMARKS = [
         "humaneval", "humaneval", "pass@1", _config, _load,
         HubSource("openai/openai_humaneval", None, "test", _normalise),
         description="HumanEval, pass@1 (greedy), tests run in a sandbox",
+        meta={"runs_model_code": True},
     )
 ]  # fmt: skip
