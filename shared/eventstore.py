@@ -4,6 +4,10 @@ Appends carry `Nats-Msg-Id` (the event id, so a retried append is stored once) a
 writer derived its decision from the log, the sequence it read last for that experiment
 (`Nats-Expected-Last-Subject-Sequence` over `greenai.evt.<exp>.>`): a concurrent writer makes the
 append fail with `ConcurrencyError` instead of silently interleaving decisions.
+
+Every operation rides out a NATS outage: it is retried across the client's reconnects for up to
+`outage_budget_s`, then fails with `NatsUnavailable` (one line). An append is safe to repeat (the
+message id makes a repeat a duplicate; a repeat refused as stale is looked up in the log).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
@@ -23,8 +28,13 @@ from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from greenai.events import Envelope, MalformedEvent, decode
 from greenai.events.subjects import PREFIX, all_events, experiment_filter, experiment_of_subject
+from greenai.shared.connection import TRANSIENT, ConnectionWatch, NatsUnavailable, quiet_nats_logging
+
+__all__ = ["ConcurrencyError", "EventStore", "EventTooLarge", "NatsUnavailable", "PermissionDenied", "StreamLimits"]
 
 WRONG_LAST_SEQUENCE = 10071
+MESSAGE_TOO_LARGE = 10054
+STALL_S = 10.0  # a replay that receives nothing this long (while connected) is restarted where it was
 
 
 class ConcurrencyError(RuntimeError):
@@ -85,6 +95,11 @@ class AppendResult:
     duplicate: bool
 
 
+class StreamMismatch(RuntimeError):
+    """The stream exists with a setting the server will not change (e.g. storage type, or replicas
+    beyond the cluster's size); the message names it."""
+
+
 class EventStore:
     def __init__(
         self,
@@ -94,6 +109,7 @@ class EventStore:
         *,
         max_event_bytes: int = 256 * 1024,
         limits: StreamLimits | None = None,
+        watch: ConnectionWatch | None = None,
     ) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
@@ -101,7 +117,15 @@ class EventStore:
         self.duplicate_window_s = duplicate_window_s
         self.max_event_bytes = max_event_bytes
         self.limits = limits or StreamLimits()
+        self.watch = watch or ConnectionWatch(nc.connected_url.netloc if nc.connected_url else "?", "greenai", 120.0)
+        if watch is None:
+            self.watch.connected()
         self._denied: dict[str, list[asyncio.Future[str]]] = {}
+
+    @property
+    def replicas(self) -> int:
+        """Replicas of the stream; consumers get as many."""
+        return self.limits.replicas
 
     @classmethod
     async def connect(
@@ -113,29 +137,55 @@ class EventStore:
         *,
         options: dict[str, Any] | None = None,
         manage_stream: bool = True,
+        outage_budget_s: float = 120.0,
         max_event_bytes: int = 256 * 1024,
         limits: StreamLimits | None = None,
-        wait_for_stream_s: float = 30.0,
+        wait_for_stream_s: float | None = None,
     ) -> EventStore:
-        """`options`: more `nats.connect` keywords (credentials, TLS, inbox prefix). `manage_stream`: create
-        or reconcile the stream (the admin identity); otherwise only wait for it to exist."""
+        """Connect to `url` (one URL, or a comma-separated list: the servers of a cluster) and make
+        sure the stream is there. `options`: more `nats.connect` keywords (credentials, TLS, inbox
+        prefix; ping settings). `manage_stream`: create or reconcile the stream (the admin identity);
+        otherwise only wait for it to exist (`wait_for_stream_s`, default the outage budget).
+        `outage_budget_s`: how long any operation retries across a disconnect before it raises
+        `NatsUnavailable`; the first connect gets as long."""
+        quiet_nats_logging()
+        servers = [u.strip() for u in url.split(",") if u.strip()]
+        if not servers:
+            raise ValueError("no NATS server URL given")
+        watch = ConnectionWatch(",".join(servers), name, outage_budget_s)
         holder: list[EventStore] = []
 
         async def on_error(exc: Exception) -> None:
+            await watch.on_error(exc)
             if holder:
                 holder[0]._on_error(exc)
 
-        servers = [u.strip() for u in url.split(",") if u.strip()]
-        nc = await nats.connect(
-            servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, drain_timeout=5,
-            error_cb=on_error, **(options or {}),
-        )  # fmt: skip
-        store = cls(nc, stream, duplicate_window_s, max_event_bytes=max_event_bytes, limits=limits)
+        settings: dict[str, Any] = {
+            "name": name, "max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, "connect_timeout": 2.0,
+            "drain_timeout": 5, "ping_interval": 5, "max_outstanding_pings": 2,  # a frozen server is left in ~15 s
+        }  # fmt: skip
+        settings.update(options or {})
+        settings.update(
+            error_cb=on_error,
+            disconnected_cb=watch.on_disconnected,
+            reconnected_cb=watch.on_reconnected,
+            closed_cb=watch.on_closed,
+        )
+        try:
+            nc = await asyncio.wait_for(nats.connect(servers, **settings), timeout=outage_budget_s)
+        except TimeoutError:
+            raise watch.unavailable("connect", outage_budget_s) from None
+        watch.connected()
+        store = cls(nc, stream, duplicate_window_s, max_event_bytes=max_event_bytes, limits=limits, watch=watch)
         holder.append(store)
-        if manage_stream:
-            await store.ensure_stream()
-        else:
-            await store.wait_for_stream(wait_for_stream_s)
+        try:
+            if manage_stream:
+                await store.ensure_stream()
+            else:
+                await store.wait_for_stream(outage_budget_s if wait_for_stream_s is None else wait_for_stream_s)
+        except BaseException:
+            await store.close()
+            raise
         return store
 
     def _on_error(self, exc: Exception) -> None:
@@ -150,7 +200,7 @@ class EventStore:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
             try:
-                await self.js.stream_info(self.stream)
+                await self.watch.retrying("look up the stream", lambda: self.js.stream_info(self.stream))
                 return
             except NotFoundError:
                 if asyncio.get_running_loop().time() > deadline:
@@ -161,8 +211,14 @@ class EventStore:
                 await asyncio.sleep(0.5)
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.nc.drain()
+        """Drain when connected (pending acks go out); during an outage close at once."""
+        self.watch.closing = True
+        if self.nc.is_connected:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.drain(), timeout=10.0)
+        if not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.close(), timeout=5.0)
 
     def stream_config(self) -> api.StreamConfig:
         limits = self.limits
@@ -180,7 +236,12 @@ class EventStore:
         )
 
     async def ensure_stream(self) -> None:
-        """Create the stream, or reconcile an existing one's settings (duplicate window, limits, replicas)."""
+        """Create the stream, or reconcile an existing one's settings (duplicate window, limits,
+        replicas, subjects). What the server cannot change (storage, retention) raises
+        `StreamMismatch` naming the setting, instead of running on a log that is not what we think."""
+        await self.watch.retrying("create or reconcile the stream", self._ensure_stream_once)
+
+    async def _ensure_stream_once(self) -> None:
         config = self.stream_config()
         try:
             info = await self.js.stream_info(self.stream)
@@ -190,29 +251,72 @@ class EventStore:
                 return
             except BadRequestError as exc:  # created by a concurrent process in between
                 if "already in use" not in str(exc.description):
-                    raise
+                    raise StreamMismatch(f"cannot create stream {self.stream}: {exc.description}") from exc
             info = await self.js.stream_info(self.stream)
         have = info.config
-        wanted = (config.duplicate_window, config.max_msg_size, config.max_bytes, config.max_age, config.num_replicas)
-        current = (have.duplicate_window, have.max_msg_size, have.max_bytes, have.max_age, have.num_replicas)
-        if wanted != current or have.subjects != config.subjects:
+        fixed = {"storage": (have.storage, config.storage), "retention": (have.retention, config.retention)}
+        for setting, (current, wanted) in fixed.items():
+            if current is not None and current != wanted:
+                raise StreamMismatch(
+                    f"stream {self.stream} has {setting} {getattr(current, 'value', current)}; we need "
+                    f"{getattr(wanted, 'value', wanted)}, which the server cannot change in place: "
+                    "move the events to a new stream (greenai export / import) or delete this one"
+                )
+        wanted_t = (config.duplicate_window, config.max_msg_size, config.max_bytes, config.max_age, config.num_replicas)
+        current_t = (have.duplicate_window, have.max_msg_size, have.max_bytes, have.max_age, have.num_replicas)
+        if wanted_t != current_t or sorted(have.subjects or []) != sorted(config.subjects or []):
+            # keep what we do not manage (e.g. allow_direct set by an operator) and change the rest
             try:
                 await self.js.update_stream(config)
-            except APIError as exc:
-                raise RuntimeError(
-                    f"stream {self.stream} exists with settings that cannot be changed to ours: {exc.description}"
+            except (BadRequestError, NotFoundError) as exc:
+                raise StreamMismatch(
+                    f"stream {self.stream} exists with settings that cannot be changed to ours "
+                    f"(replicas {have.num_replicas}->{config.num_replicas}, duplicate window "
+                    f"{have.duplicate_window}->{config.duplicate_window} s, max_msg_size "
+                    f"{have.max_msg_size}->{config.max_msg_size}): {exc.description}"
                 ) from exc
 
-    async def append(self, event: Envelope, *, expected_last_seq: int | None = None) -> AppendResult:
+    def _check_size(self, event: Envelope) -> bytes:
         body = event.encode()
-        if len(body) > self.max_event_bytes:
-            raise EventTooLarge(
-                f"{event.type} event is {len(body):,} bytes; the limit is {self.max_event_bytes:,} (max_event_bytes)"
-            )
+        limit = min(self.max_event_bytes, self.limits.max_msg_bytes)
+        if len(body) > limit:
+            raise EventTooLarge(f"{event.type} event is {len(body):,} bytes; the limit is {limit:,} (max_event_bytes)")
+        return body
+
+    def check_size(self, event: Envelope) -> None:
+        """Raise `EventTooLarge` for an event that append would refuse (check a batch before any of it)."""
+        self._check_size(event)
+
+    async def append(self, event: Envelope, *, expected_last_seq: int | None = None) -> AppendResult:
+        """Append once, whatever the network does: retried across disconnects within the outage budget."""
+        body = self._check_size(event)
         headers = {"Nats-Msg-Id": str(event.event_id)}
         if expected_last_seq is not None:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_seq)
             headers["Nats-Expected-Last-Subject-Sequence-Subject"] = experiment_filter(event.experiment_id)
+        tries = 0
+
+        async def once() -> AppendResult:
+            nonlocal tries
+            tries += 1
+            try:
+                return await self._publish(event, body, headers)
+            except ConcurrencyError:
+                # a try that timed out may have been stored after all; the repeat then looks stale
+                if tries > 1 and (found := await self._find(event)) is not None:
+                    return AppendResult(seq=found, duplicate=True)
+                raise
+
+        try:
+            return await self.watch.retrying(f"append {event.type}", once)
+        except nats.errors.MaxPayloadError as exc:
+            raise EventTooLarge(f"{event.type} event is {len(body):,} bytes, over the server's max_payload") from exc
+
+    async def _find(self, event: Envelope) -> int | None:
+        history = await self.read(event.experiment_id)
+        return next((e.seq for e in history.events if e.envelope.event_id == event.event_id), None)
+
+    async def _publish(self, event: Envelope, body: bytes, headers: dict[str, str]) -> AppendResult:
         denied: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._denied.setdefault(event.subject, []).append(denied)
         publish = asyncio.ensure_future(self.js.publish(event.subject, body, stream=self.stream, headers=headers))
@@ -225,6 +329,8 @@ class EventStore:
         except APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise ConcurrencyError(str(exc.description)) from exc
+            if exc.err_code == MESSAGE_TOO_LARGE:
+                raise EventTooLarge(f"{event.type} event refused by the stream: {exc.description}") from exc
             raise
         finally:
             waiting = self._denied.get(event.subject, [])
@@ -235,6 +341,21 @@ class EventStore:
             if not publish.done():
                 publish.cancel()
         return AppendResult(seq=ack.seq, duplicate=bool(ack.duplicate))
+
+    async def fetch(self, sub: Any, batch: int = 1, timeout: float = 1.0) -> list[Msg]:
+        """Up to `batch` messages from a pull subscription; [] when there are none. Across an outage
+        it waits for the reconnect (within the budget, then `NatsUnavailable`)."""
+
+        async def once() -> list[Msg]:
+            try:
+                msgs: list[Msg] = await sub.fetch(batch, timeout=timeout)
+                return msgs
+            except nats.errors.TimeoutError:
+                if self.nc.is_connected:
+                    return []  # simply nothing to do
+                raise
+
+        return await self.watch.retrying("fetch work", once)
 
     async def read(self, experiment_id: str) -> History:
         """Every event of one experiment, in order, from the first."""
@@ -258,27 +379,48 @@ class EventStore:
 
     async def _read_all(self, subject_filter: str) -> AsyncIterator[Msg]:
         """Every message under the filter, from the first, through an ordered consumer (the
-        client's fastest path: server push with flow control, gaps detected and repaired)."""
+        client's fastest path: server push with flow control, gaps detected and repaired).
+
+        No overall timeout: a replay ends when the server says nothing is pending. A replay cut
+        by a disconnect, or one that stalls (nothing for STALL_S while connected), starts again
+        after the last message it yielded; the outage budget counts only time without progress."""
+        last = 0
+        failed_since: float | None = None
+        while True:
+            try:
+                async for msg in self._replay_from(subject_filter, last + 1):
+                    failed_since = None
+                    last = msg.metadata.sequence.stream
+                    yield msg
+                return
+            except (*TRANSIENT, _Interrupted) as exc:
+                now = asyncio.get_running_loop().time()
+                failed_since = failed_since or now
+                down = max(now - failed_since, self.watch.outage_s())
+                if self.watch.state == "closed" or down >= self.watch.outage_budget_s:
+                    raise self.watch.unavailable(f"read {subject_filter}", down, exc) from None
+                await self.watch.wait_up(0.2)
+
+    async def _replay_from(self, subject_filter: str, start_seq: int) -> AsyncIterator[Msg]:
         queue: asyncio.Queue[Msg] = asyncio.Queue()
-
-        async def on_msg(msg: Msg) -> None:
-            queue.put_nowait(msg)
-
-        sub = await self.js.subscribe(
-            subject_filter,
-            stream=self.stream,
-            cb=on_msg,
-            ordered_consumer=True,
-            deliver_policy=api.DeliverPolicy.ALL,
-            pending_msgs_limit=-1,
-            pending_bytes_limit=-1,
-        )
+        sub = await self._ordered(subject_filter, start_seq, queue)
+        reconnects = self.watch.reconnects
         try:
             info = await sub.consumer_info()
             if not info.num_pending and not (info.delivered and info.delivered.consumer_seq):
-                return  # nothing under this filter
+                return  # nothing (more) under this filter
+            idle = 0.0
             while True:
-                msg = await asyncio.wait_for(queue.get(), timeout=30.0)
+                try:
+                    msg = await asyncio.wait_for(queue.get(), timeout=0.5)
+                except TimeoutError:
+                    idle += 0.5
+                    if self.watch.reconnects != reconnects or not self.nc.is_connected:
+                        raise _Interrupted("the connection dropped during a replay") from None
+                    if idle >= STALL_S:
+                        raise _Interrupted(f"no message for {STALL_S:.0f} s during a replay") from None
+                    continue
+                idle = 0.0
                 yield msg
                 if msg.metadata.num_pending == 0:
                     return
@@ -286,9 +428,32 @@ class EventStore:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
+    async def _ordered(self, subject_filter: str, start_seq: int, queue: asyncio.Queue[Msg]) -> Any:
+        async def on_msg(msg: Msg) -> None:
+            queue.put_nowait(msg)
+
+        def config() -> api.ConsumerConfig:  # the client fills it in: a fresh one each try
+            return api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start_seq)
+
+        return await self.watch.retrying(
+            f"replay {subject_filter}",
+            lambda: self.js.subscribe(
+                subject_filter,
+                stream=self.stream,
+                cb=on_msg,
+                ordered_consumer=True,
+                config=config(),
+                pending_msgs_limit=-1,
+                pending_bytes_limit=-1,
+            ),
+        )
+
     async def experiments(self) -> list[str]:
         """Experiment ids, from the subjects of their run requests."""
-        info = await self.js.stream_info(self.stream, subjects_filter=f"{PREFIX}.*.run.requested")
+        info = await self.watch.retrying(
+            "list experiments",
+            lambda: self.js.stream_info(self.stream, subjects_filter=f"{PREFIX}.*.run.requested"),
+        )
         subjects = info.state.subjects or {}
         found = {experiment_of_subject(s) for s in subjects}
         return sorted(e for e in found if e)
@@ -296,24 +461,40 @@ class EventStore:
     async def tail(
         self, subject_filter: str | None = None, *, from_start: bool = False
     ) -> AsyncIterator[StoredEvent | Unreadable]:
-        """New events as they are appended (and, with from_start, the past ones first)."""
+        """New events as they are appended (and, with from_start, the past ones first). Follows
+        through outages: after a reconnect it resumes after the last event it gave."""
+        subject_filter = subject_filter or all_events()
+        if from_start:
+            last = 0
+        else:
+            info = await self.watch.retrying("look up the stream", lambda: self.js.stream_info(self.stream))
+            last = info.state.last_seq
         queue: asyncio.Queue[Msg] = asyncio.Queue()
+        while True:
+            reconnects = self.watch.reconnects
+            sub = await self._ordered(subject_filter, last + 1, queue)
+            try:
+                while self.watch.reconnects == reconnects:
+                    try:
+                        msg = await asyncio.wait_for(queue.get(), timeout=1.0)
+                    except TimeoutError:
+                        if self.watch.state == "closed" or self.watch.outage_s() > self.watch.outage_budget_s:
+                            raise self.watch.unavailable("follow the log", self.watch.outage_s()) from None
+                        continue
+                    seq = msg.metadata.sequence.stream
+                    if seq <= last:
+                        continue  # delivered again by a consumer recreated in between
+                    last = seq
+                    try:
+                        yield StoredEvent(seq, decode(msg.data))
+                    except MalformedEvent as exc:
+                        yield Unreadable(seq, msg.subject, str(exc))
+            finally:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+            while not queue.empty():  # left over from the old consumer: the new one sends them again
+                queue.get_nowait()
 
-        async def on_msg(msg: Msg) -> None:
-            await queue.put(msg)
 
-        policy = api.DeliverPolicy.ALL if from_start else api.DeliverPolicy.NEW
-        sub = await self.js.subscribe(
-            subject_filter or all_events(), stream=self.stream, cb=on_msg, ordered_consumer=True, deliver_policy=policy
-        )
-        try:
-            while True:
-                msg = await queue.get()
-                seq = msg.metadata.sequence.stream
-                try:
-                    yield StoredEvent(seq, decode(msg.data))
-                except MalformedEvent as exc:
-                    yield Unreadable(seq, msg.subject, str(exc))
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+class _Interrupted(Exception):
+    """A replay cut short by a reconnect or a stall: start again after the last message."""
