@@ -33,6 +33,10 @@ def agent_env(nats_url: str, work_dir: Path, data_dir: Path, **extra: str) -> di
 
 
 def start_agent(name: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    """An agent process under its own NATS identity (its seed from the test's auth dir, next to the log dir)."""
+    auth_dir = log_dir.parent / "auth"
+    if (auth_dir / f"{name}.nk").is_file():
+        env = {**env, "GREENAI_CREDENTIALS": str(auth_dir / f"{name}.nk"), "GREENAI_AUTH_DIR": str(auth_dir / "none")}
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / f"{name}-{len(list(log_dir.glob(name + '*')))}.log", "wb")  # noqa: SIM115
     return subprocess.Popen([sys.executable, "-m", "greenai", "agent", name], env=env, stdout=log, stderr=log)
