@@ -61,10 +61,16 @@ class EmbeddedNats:
 
 
 def start_nats_server(
-    store_dir: Path, *, publish_endpoint: bool = True, timeout: float = 20.0, auth_conf: Path | None = None
+    store_dir: Path,
+    *,
+    publish_endpoint: bool = True,
+    timeout: float = 20.0,
+    auth_conf: Path | None = None,
+    extra_config: str = "",
 ) -> EmbeddedNats:
     """Start nats-server on a free loopback port; wait until it accepts connections. With `auth_conf`
-    (the authorization block `greenai auth init` writes), only clients with a role's seed get in."""
+    (the authorization block `greenai auth init` writes), only clients with a role's seed get in;
+    `extra_config` is more server configuration (e.g. shared.tls.client_tls_block)."""
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = store_dir / "ports"
     ports_dir.mkdir(exist_ok=True)
@@ -76,9 +82,10 @@ def start_nats_server(
         "--ports_file_dir", str(ports_dir),
         "-l", str(log_file),
     ]  # fmt: skip
-    if auth_conf is not None:
+    if auth_conf is not None or extra_config:
         config = store_dir / "server.conf"
-        config.write_text(auth_conf.read_text(encoding="utf-8"), encoding="utf-8")
+        text = (auth_conf.read_text(encoding="utf-8") if auth_conf is not None else "") + "\n" + extra_config
+        config.write_text(text, encoding="utf-8")
         os.chmod(config, 0o600)
         cmd += ["-c", str(config)]
     process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
