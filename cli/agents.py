@@ -21,7 +21,8 @@ AGENTS = ("coordinator", "quantization", "pruning", "lora", "evaluation")
 
 async def serve_agent(name: str, settings: Settings) -> None:
     bus = ensure_nats(settings)
-    store = await open_store(settings, bus.url, name, role=name)
+    # an agent may start before anyone created the log: it waits (a day) until an admin has (`greenai up`/`run`)
+    store = await open_store(settings, bus.url, name, role=name, wait_for_stream_s=86400.0)
     stop = asyncio.Event()
     install_stop_signals(stop)
     log = get_logger(name)

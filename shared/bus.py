@@ -47,10 +47,13 @@ def stream_limits(settings: Settings) -> StreamLimits:
     )
 
 
-async def open_store(settings: Settings, url: str, name: str, role: str = "viewer") -> EventStore:
+async def open_store(
+    settings: Settings, url: str, name: str, role: str = "viewer", wait_for_stream_s: float | None = None
+) -> EventStore:
     """Connect as `role`: with the credentials file given in the settings (an agent's own), else the
     role's seed in the auth dir, else without credentials (a server without authentication). Only
-    `admin`, or anyone on a server without authentication, creates or reconciles the stream."""
+    `admin`, or anyone on a server without authentication, creates or reconciles the stream; the others
+    wait for it (`wait_for_stream_s`, default the outage budget)."""
     creds = settings.credentials or credentials_for(settings.auth_path, role)
     return await EventStore.connect(
         url,
@@ -61,7 +64,8 @@ async def open_store(settings: Settings, url: str, name: str, role: str = "viewe
         manage_stream=creds is None or creds.name == "admin.nk",
         max_event_bytes=settings.max_event_bytes,
         limits=stream_limits(settings),
-        wait_for_stream_s=settings.outage_budget_s,
+        outage_budget_s=settings.outage_budget_s,
+        wait_for_stream_s=wait_for_stream_s,
     )
 
 
