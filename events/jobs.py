@@ -112,7 +112,7 @@ class JobFailed(EventData):
     agent: str
     attempt: int = Field(ge=1)
     final: bool
-    reason: Literal["unsupported", "invalid", "error", "gave_up"]
+    reason: Literal["unsupported", "invalid", "error", "gave_up", "timeout"]
     error_type: str
     message: str
 

@@ -4,6 +4,17 @@ Every instance of an agent binds to the same durable pull consumer, so JetStream
 to exactly one of them (queue semantics, across processes and machines). A job is acked only
 after its outcome is in the log; a job whose agent dies is redelivered after `ack_wait`; the
 delivery past `max_attempts` becomes a final `job.failed` instead of another try.
+
+Retry rule: a job is tried again only when another try might succeed: NATS/OS-level trouble
+(`OSError` but `PermissionError`, NATS timeouts), memory (`MemoryError`, an 'out of memory' error)
+and a child process that died (`BrokenProcessPool`: killed by a signal or the OOM killer).
+Everything else a job raises (`JobError`, a timeout, `ValueError`, `TypeError`, `KeyError`,
+`AttributeError`, other `RuntimeError`s...) is deterministic: the job fails for good at once.
+
+Handlers must not block the event loop: heartbeats (and the connection's pings) run on it. Slow
+work goes to `run_in_child` (heavy jobs, with the job's time limit) or `asyncio.to_thread`; a
+blocked loop is detected by the heartbeat and logged, since then `ack_wait` may expire and
+another instance run the same job.
 """
 
 from __future__ import annotations
@@ -13,24 +24,45 @@ import contextlib
 import os
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
 
 from greenai.events import Envelope, EventData, MalformedEvent, decode, new_event
 from greenai.events.jobs import EventRejected, JobFailed, JobStarted
 from greenai.events.subjects import SYSTEM_EXPERIMENT, experiment_of_subject, type_filter
-from greenai.shared.eventstore import EventStore
-from greenai.shared.jobs import JobError
+from greenai.shared.connection import TRANSIENT, one_line
+from greenai.shared.eventstore import EventStore, EventTooLarge, NatsUnavailable
+from greenai.shared.jobs import JobError, job_timeout
 from greenai.shared.logging import get_logger
 from greenai.shared.scrub import scrub_text
 
-FailureReasonOrGaveUp = Literal["unsupported", "invalid", "error", "gave_up"]
+FailureReasonOrGaveUp = Literal["unsupported", "invalid", "error", "gave_up", "timeout"]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether another delivery of the job might succeed (the retry rule above)."""
+    if isinstance(exc, JobError | PermissionError | NatsUnavailable):
+        return False
+    if isinstance(exc, (BrokenProcessPool, MemoryError, *TRANSIENT)):
+        return True
+    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
+
+
+async def settle(msg: Msg, how: str = "ack", **kwargs: Any) -> None:
+    """Ack or nak; a lost ack only means a redelivery, which finds the outcome in the log."""
+    try:
+        await getattr(msg, how)(**kwargs)
+    except Exception as exc:
+        get_logger("runtime").warning(f"could not {how} a message; it may be delivered again", error=one_line(exc))
+
+
 Handler = Callable[[Envelope], Awaitable[Sequence[EventData]]]
 
 
@@ -86,12 +118,18 @@ class JobWorker:
         max_attempts: int,
         instance: str | None = None,
         retry_delay_s: float = 2.0,
+        job_timeout_s: float | None = None,
     ) -> None:
         self.store = store
         self.spec = spec
         self.ack_wait_s = ack_wait_s
         self.max_attempts = max_attempts
         self.retry_delay_s = retry_delay_s
+        if job_timeout_s is None:  # the agents do not pass it: take the kind's limit from the settings
+            from greenai.shared.config import Settings
+
+            job_timeout_s = Settings().job_timeout(spec.job_kind)
+        self.job_timeout_s = job_timeout_s
         self.instance = instance or instance_id(spec.agent)
         self.log = get_logger(spec.agent).bind(instance=self.instance, consumer=spec.durable)
 
@@ -104,31 +142,38 @@ class JobWorker:
             max_deliver=self.max_attempts + 1,
             filter_subject=type_filter(self.spec.request_type),
             deliver_policy=api.DeliverPolicy.ALL,
+            num_replicas=self.store.replicas,
         )
-        try:  # create, or update the settings (ack wait, attempts) of an existing one
-            await self.store.js.add_consumer(self.store.stream, config)
-        except Exception as exc:
-            self.log.warning("could not create or update the consumer; binding to it as it is", error=str(exc))
-        return await self.store.js.pull_subscribe_bind(durable=self.spec.durable, stream=self.store.stream)
+        await bind_consumer(self.store, config, self.log)
+        return await self.store.watch.retrying(
+            "bind the job consumer",
+            lambda: self.store.js.pull_subscribe_bind(durable=self.spec.durable, stream=self.store.stream),
+        )
 
     async def serve(self, stop: asyncio.Event) -> None:
+        """Take jobs until `stop`; raises `NatsUnavailable` when NATS stays away past the outage budget
+        (the job in hand is not acked: JetStream gives it to another instance)."""
         sub = await self.subscribe()
-        self.log.info("serving", subject=type_filter(self.spec.request_type))
+        self.log.info("serving", subject=type_filter(self.spec.request_type), job_timeout_s=self.job_timeout_s)
+        last_error = ""
         try:
             while not stop.is_set():
                 try:
-                    msgs = await sub.fetch(1, timeout=1.0)  # type: ignore[attr-defined]
-                except NatsTimeoutError:
-                    continue
-                except Exception as exc:  # connection trouble: keep trying, the client reconnects
-                    self.log.warning("fetch failed", error=str(exc))
+                    msgs = await self.store.fetch(sub, 1, timeout=1.0)
+                except NatsUnavailable:
+                    raise
+                except Exception as exc:  # e.g. the consumer deleted under us: say it once, keep trying
+                    if one_line(exc) != last_error:
+                        last_error = one_line(exc)
+                        self.log.warning("fetch failed", error=last_error)
                     await asyncio.sleep(0.5)
                     continue
+                last_error = ""
                 for msg in msgs:
                     await self.process(msg)
         finally:
             with contextlib.suppress(Exception):
-                await sub.unsubscribe()  # type: ignore[attr-defined]
+                await sub.unsubscribe()
 
     async def process(self, msg: Msg) -> None:
         try:
@@ -138,7 +183,7 @@ class JobWorker:
         except MalformedEvent as exc:
             self.log.warning("rejected malformed message", subject=msg.subject, reason=str(exc))
             await reject(self.store, self.spec.agent, msg, str(exc))
-            await msg.ack()
+            await settle(msg)
             return
 
         job_id = getattr(request.data, "job_id", str(request.event_id))
@@ -156,7 +201,7 @@ class JobWorker:
             for e in history.events
         ):
             log.info("job already finished in the log; acking the redelivery")
-            await msg.ack()
+            await settle(msg)
             return
 
         def failed(reason: FailureReasonOrGaveUp, exc_type: str, message: str, final: bool) -> Envelope:
@@ -183,7 +228,7 @@ class JobWorker:
             await self.store.append(
                 failed("gave_up", "MaxAttempts", f"no attempt completed in {self.max_attempts} deliveries", True)
             )
-            await msg.ack()
+            await settle(msg)
             return
 
         await self.store.append(
@@ -202,44 +247,78 @@ class JobWorker:
             )
         )
         log.info("job started")
-        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        heartbeat = asyncio.create_task(keep_alive(msg, self.ack_wait_s, log))
         try:
-            results = await self.spec.handler(request)
+            with job_timeout(self.job_timeout_s):
+                results = await self.spec.handler(request)
         except JobError as exc:
             log.warning("job failed for good", reason=exc.reason, error=exc.message)
             await self.store.append(failed(exc.reason, type(exc).__name__, exc.message, True))
-            await msg.ack()
+            await settle(msg)
             return
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await msg.nak()
             raise
+        except NatsUnavailable:
+            raise
         except Exception as exc:
-            final = attempt >= self.max_attempts
-            log.exception("job raised", final=final)
+            final = attempt >= self.max_attempts or not is_transient(exc)
+            log.exception("job raised", final=final, transient=is_transient(exc))
             await self.store.append(failed("error", type(exc).__name__, str(exc) or repr(exc), final))
             if final:
-                await msg.ack()
+                await settle(msg)
             else:
-                await msg.nak(delay=min(self.retry_delay_s * 2 ** (attempt - 1), 60.0))
+                await settle(msg, "nak", delay=min(self.retry_delay_s * 2 ** (attempt - 1), 60.0))
             return
         finally:
             heartbeat.cancel()
-        for i, data in enumerate(results):
-            await self.store.append(
-                new_event(
-                    request.experiment_id, data, producer=self.instance, cause=request, key=f"{job_id}:result:{i}"
-                )
-            )
-        await msg.ack()
+        outcome = [
+            new_event(request.experiment_id, data, producer=self.instance, cause=request, key=f"{job_id}:result:{i}")
+            for i, data in enumerate(results)
+        ]
+        try:  # all or nothing: a result the log would refuse fails the job before any is written
+            for env in outcome:
+                self.store.check_size(env)
+        except EventTooLarge as exc:
+            log.warning("job result too large", error=str(exc))
+            await self.store.append(failed("invalid", "EventTooLarge", f"the job's result is too large: {exc}", True))
+            await settle(msg)
+            return
+        for env in outcome:
+            await self.store.append(env)
+        await settle(msg)
         log.info("job completed", results=[d.TYPE for d in results])
 
-    async def _heartbeat(self, msg: Msg) -> None:
-        """Tell JetStream the job is alive, so only a dead agent's job is redelivered."""
-        while True:
-            await asyncio.sleep(max(self.ack_wait_s / 3.0, 0.2))
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
+
+async def bind_consumer(store: EventStore, config: api.ConsumerConfig, log: Any) -> None:
+    """Create the durable consumer, or update an existing one's settings; bind to it as it is when
+    this identity may not (the warning says why). Retried across an outage."""
+    try:
+        await store.watch.retrying("create the consumer", lambda: store.js.add_consumer(store.stream, config))
+    except NatsUnavailable:
+        raise
+    except Exception as exc:
+        log.warning("could not create or update the consumer; binding to it as it is", error=one_line(exc))
+
+
+async def keep_alive(msg: Msg, ack_wait_s: float, log: Any) -> None:
+    """Tell JetStream the job is alive (every ack_wait/3), so only a dead agent's job is redelivered.
+    A beat that comes late means the event loop was blocked: say so, since by ack_wait another
+    instance may get the same job."""
+    interval = max(ack_wait_s / 3.0, 0.2)
+    while True:
+        before = time.monotonic()
+        await asyncio.sleep(interval)
+        late = time.monotonic() - before - interval
+        if late > interval:
+            log.warning(
+                "event loop blocked; heartbeats were late (handlers must not block: use run_in_child or to_thread)",
+                late_s=round(late, 1),
+                ack_wait_s=ack_wait_s,
+            )
+        with contextlib.suppress(Exception):
+            await msg.in_progress()
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

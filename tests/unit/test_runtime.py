@@ -27,7 +27,8 @@ def completed(job: QuantizeRequested) -> QuantizeCompleted:
 
 
 class Script:
-    """A handler whose behaviour per call is scripted: 'ok', 'job_error', 'boom', or a delay."""
+    """A handler whose behaviour per call is scripted: 'ok', 'job_error', 'boom' (transient),
+    'bug' (deterministic), 'huge' (a result over the event size limit), or a delay."""
 
     def __init__(self, *plan: str, delay: float = 0.0) -> None:
         self.plan = list(plan)
@@ -43,7 +44,11 @@ class Script:
         if step == "job_error":
             raise JobError("bits=5 is not supported", "invalid")
         if step == "boom":
-            raise RuntimeError("transient trouble")
+            raise ConnectionError("transient trouble")
+        if step == "bug":
+            raise KeyError("no such parameter")
+        if step == "huge":
+            return [completed(job).model_copy(update={"params": {"x": "y" * 300_000}})]
         return [completed(job)]
 
 
@@ -158,3 +163,36 @@ async def test_instances_share_the_work_and_each_job_runs_once(store: EventStore
     assert sorted(done) == sorted(f"e-job{n}" for n in range(1, 9))
     assert set(done.values()) == {1}
     assert all(h.calls for h in handlers), "both instances took jobs"
+
+
+async def test_a_deterministic_exception_fails_at_once_without_retrying(store: EventStore) -> None:
+    handler = Script("bug", "ok")
+    await store.append(request("e"))
+    events = await run_until(store, [worker(store, handler)], "e", 1)
+    (failure,) = [e.data for e in events if isinstance(e.data, JobFailed)]
+    assert failure.final and failure.reason == "error" and failure.error_type == "KeyError"
+    await asyncio.sleep(0.5)
+    assert handler.calls == ["e-job1"]
+
+
+def test_the_retry_rule() -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from greenai.shared.jobs import JobTimeout
+    from greenai.shared.runtime import is_transient
+
+    for exc in (ConnectionError("x"), OSError("disk"), MemoryError(), BrokenProcessPool("killed"), TimeoutError()):
+        assert is_transient(exc), exc
+    for exc in (ValueError("x"), TypeError("x"), KeyError("x"), AttributeError("x"), RuntimeError("shape"),
+                PermissionError("x"), JobTimeout(1.0), JobError("bad")):  # fmt: skip
+        assert not is_transient(exc), exc
+    assert is_transient(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
+
+
+async def test_a_result_too_large_for_the_log_fails_the_job_as_invalid(store: EventStore) -> None:
+    handler = Script("huge")
+    await store.append(request("e"))
+    events = await run_until(store, [worker(store, handler)], "e", 1)
+    (failure,) = [e.data for e in events if isinstance(e.data, JobFailed)]
+    assert failure.final and failure.reason == "invalid" and failure.error_type == "EventTooLarge"
+    assert "quantize.completed" not in types(events)
