@@ -140,8 +140,10 @@ class ConnectionWatch:
         first_failure: float | None = None
         delay = 0.05
         while True:
+            if self.state in ("disconnected", "closed") and self.outage_s() >= self.outage_budget_s:
+                raise self.unavailable(what, self.outage_s())  # already down too long: no try to wait on
             try:
-                return await op()
+                return await self._attempt(op)
             except nats.errors.ConnectionClosedError as exc:
                 raise self.unavailable(what, 0.0, exc) from None
             except TRANSIENT as exc:
@@ -152,6 +154,25 @@ class ConnectionWatch:
                     raise self.unavailable(what, now - start, exc) from None
                 await self.wait_up(min(delay, self.outage_budget_s - (now - start)))
                 delay = min(delay * 2, 2.0)
+
+    async def _attempt(self, op: Callable[[], Awaitable[T]]) -> T:
+        """One try. A try made while disconnected is abandoned soon after the reconnect (it waits on
+        a request lost with the old connection) so the next one goes out at once."""
+        if self._up.is_set():
+            return await op()
+        task = asyncio.ensure_future(op())
+        up = asyncio.ensure_future(self._up.wait())
+        try:
+            done, _ = await asyncio.wait({task, up}, return_when=asyncio.FIRST_COMPLETED)
+            if task not in done:
+                done, _ = await asyncio.wait({task}, timeout=0.5)
+            if task in done:
+                return task.result()
+            raise nats.errors.TimeoutError  # a lost request: retried now that we are back
+        finally:
+            up.cancel()
+            if not task.done():
+                task.cancel()
 
     async def wait_up(self, at_most_s: float) -> bool:
         """Wait until connected (or `at_most_s`); True when connected."""

@@ -34,6 +34,7 @@ __all__ = ["ConcurrencyError", "EventStore", "EventTooLarge", "NatsUnavailable",
 
 WRONG_LAST_SEQUENCE = 10071
 MESSAGE_TOO_LARGE = 10054
+PUBLISH_TIMEOUT_S = 2.0  # one try; a lost answer is retried (the message id makes it harmless)
 STALL_S = 10.0  # a replay that receives nothing this long (while connected) is restarted where it was
 
 
@@ -137,7 +138,7 @@ class EventStore:
         *,
         options: dict[str, Any] | None = None,
         manage_stream: bool = True,
-        outage_budget_s: float = 120.0,
+        outage_budget_s: float | None = None,
         max_event_bytes: int = 256 * 1024,
         limits: StreamLimits | None = None,
         wait_for_stream_s: float | None = None,
@@ -147,7 +148,12 @@ class EventStore:
         prefix; ping settings). `manage_stream`: create or reconcile the stream (the admin identity);
         otherwise only wait for it to exist (`wait_for_stream_s`, default the outage budget).
         `outage_budget_s`: how long any operation retries across a disconnect before it raises
-        `NatsUnavailable`; the first connect gets as long."""
+        `NatsUnavailable`; the first connect gets as long. None: the configured one
+        (GREENAI_OUTAGE_BUDGET_S, default 120 s)."""
+        if outage_budget_s is None:
+            from greenai.shared.config import Settings
+
+            outage_budget_s = Settings().outage_budget_s
         quiet_nats_logging()
         servers = [u.strip() for u in url.split(",") if u.strip()]
         if not servers:
@@ -319,7 +325,9 @@ class EventStore:
     async def _publish(self, event: Envelope, body: bytes, headers: dict[str, str]) -> AppendResult:
         denied: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._denied.setdefault(event.subject, []).append(denied)
-        publish = asyncio.ensure_future(self.js.publish(event.subject, body, stream=self.stream, headers=headers))
+        publish = asyncio.ensure_future(
+            self.js.publish(event.subject, body, stream=self.stream, headers=headers, timeout=PUBLISH_TIMEOUT_S)
+        )
         try:
             await asyncio.wait({publish, denied}, return_when=asyncio.FIRST_COMPLETED)
             if denied.done() and not publish.done():

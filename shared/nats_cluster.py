@@ -104,7 +104,9 @@ class NatsNode:
         os.chmod(config, 0o600)  # may hold keys from extra_config
         log = self.dir / "server.log"
         cmd = [str(nats_server_binary()), "-c", str(config), "-l", str(log)]
-        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -150,7 +152,7 @@ class NatsNode:
 
     def monitor(self, path: str, timeout: float = 2.0) -> dict[str, Any]:
         """A monitoring endpoint's JSON, e.g. 'jsz' or 'jsz?streams=true'."""
-        with urllib.request.urlopen(f"http://{HOST}:{self.http_port}/{path}", timeout=timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://{HOST}:{self.http_port}/{path}", timeout=timeout) as resp:
             data: dict[str, Any] = json.loads(resp.read())
             return data
 
