@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
 import nats.errors
-from nats.js.errors import ServerError, ServiceUnavailableError
+from nats.js.errors import NoStreamResponseError, ServerError, ServiceUnavailableError
 
 from greenai.shared.logging import get_logger
 
@@ -31,6 +31,7 @@ Listener = Callable[[State, float | None], None]
 TRANSIENT: tuple[type[BaseException], ...] = (
     nats.errors.TimeoutError,
     nats.errors.NoRespondersError,
+    NoStreamResponseError,  # a stream between leaders
     nats.errors.ConnectionReconnectingError,
     nats.errors.StaleConnectionError,
     nats.errors.OutboundBufferLimitError,
