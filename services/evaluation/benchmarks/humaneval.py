@@ -1,6 +1,7 @@
 """HumanEval pass@1: greedy completion of each function, then the problem's own tests run in the
-sandbox (never in this process). Code that loops, exhausts memory, or reaches for the network is
-stopped and scores 0."""
+bubblewrap sandbox (never in this process). Code that loops, exhausts memory, forks, or reaches for
+the network, the host's files or its secrets is contained and scores 0. Without working isolation the
+benchmark is refused (`SandboxUnavailable`, reason "unsupported") before any generation starts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from greenai.services.evaluation.benchmarks.base import Benchmark, Doc, HubSource, mean_metrics, read_jsonl, require
-from greenai.services.evaluation.sandbox import SandboxLimits, run_untrusted
+from greenai.services.evaluation.sandbox import SandboxLimits, check_isolation, run_untrusted
 
 KEYS = ("task_id", "prompt", "entry_point", "test")
 STOP = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]  # the stop sequences of the HumanEval paper
@@ -28,8 +29,8 @@ def program(doc: Doc, completion: str) -> str:
     return f"{doc['prompt']}{completion}\n\n{doc['test']}\n\ncheck({doc['entry_point']})\n"
 
 
-def score(doc: Doc, completion: str, limits: SandboxLimits | None = None) -> dict[str, float]:
-    result = run_untrusted(program(doc, completion), limits)
+def score(doc: Doc, completion: str, limits: SandboxLimits | None = None, bwrap: str | None = None) -> dict[str, float]:
+    result = run_untrusted(program(doc, completion), limits, bwrap)
     return {"pass@1": 1.0 if result.passed else 0.0}
 
 
@@ -38,6 +39,7 @@ def _results(doc: Doc, results: list[str]) -> dict[str, float]:
 
 
 def _config() -> dict[str, Any]:
+    check_isolation()  # refused here, in the job, before the model generates a single completion
     return {
         "output_type": "generate_until",
         "doc_to_text": "{{prompt}}",
