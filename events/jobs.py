@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from greenai.events.artifacts import Artifact, ArtifactV1
 from greenai.events.envelope import EventData
 from greenai.events.registry import register
 
@@ -29,19 +30,45 @@ JobId = Annotated[str, AfterValidator(check_job_id)]
 
 
 class ArtifactRef(BaseModel):
-    """What a job works on: the experiment's base model, or a folder some job produced."""
+    """What a job works on: the experiment's base model (staged in the object store, `model.staged`) or
+    a folder some job produced — by content, never by host path. `artifact` is None only for a base
+    model named by reference (a log from before staging): the agent then resolves the reference itself."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["base", "artifact"]
     model: str = Field(description="The model reference the experiment started from.")
+    artifact: Artifact | None = None
+
+    @model_validator(mode="after")
+    def _artifact_named(self) -> ArtifactRef:
+        if self.kind == "artifact" and self.artifact is None:
+            raise ValueError("a ref of kind 'artifact' must name the artifact")
+        return self
+
+
+class ArtifactRefV1(BaseModel):
+    """Version 1: a host path and a folder hash. Read as a ref whose artifact the store does not have."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["base", "artifact"]
+    model: str
     path: str | None = None
     sha256: str | None = None
+
+    def upcast(self) -> ArtifactRef:
+        if self.kind == "base":
+            return ArtifactRef(kind="base", model=self.model)
+        digest = self.sha256 if self.sha256 and re.fullmatch(r"[0-9a-f]{64}", self.sha256) else "0" * 64
+        artifact = ArtifactV1(path="", bytes=0, sha256=digest).upcast()
+        return ArtifactRef(kind="artifact", model=self.model, artifact=artifact)
 
 
 class StepRequested(EventData):
     """A compression step for an agent: its input, method and parameters. One subclass per agent."""
 
+    VERSION = 2
     job_id: JobId
     episode: int = Field(ge=1)
     step: int = Field(default=0, ge=0, description="Position in the episode's pipeline.")
@@ -51,6 +78,24 @@ class StepRequested(EventData):
     calibration_samples: int = Field(default=32, ge=1)
     calibration_seq_len: int = Field(default=256, ge=8)
     seed: int = 0
+
+
+class StepRequestedV1(EventData):
+    """Version 1: the source named by host path. Read as version 2."""
+
+    job_id: JobId
+    episode: int = Field(ge=1)
+    step: int = Field(default=0, ge=0)
+    source: ArtifactRefV1
+    method: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    calibration_samples: int = Field(default=32, ge=1)
+    calibration_seq_len: int = Field(default=256, ge=8)
+    seed: int = 0
+
+    def upcast(self) -> StepRequested:
+        cls = next(c for c in STEP_REQUESTS.values() if c.TYPE == self.TYPE)
+        return cls.model_validate({**self.model_dump(exclude={"source"}), "source": self.source.upcast()})
 
 
 @register
@@ -68,6 +113,21 @@ class LoraRequested(StepRequested):
     TYPE = "lora.requested"
 
 
+@register
+class QuantizeRequestedV1(StepRequestedV1):
+    TYPE = "quantize.requested"
+
+
+@register
+class PruneRequestedV1(StepRequestedV1):
+    TYPE = "prune.requested"
+
+
+@register
+class LoraRequestedV1(StepRequestedV1):
+    TYPE = "lora.requested"
+
+
 STEP_REQUESTS: dict[str, type[StepRequested]] = {
     "quantize": QuantizeRequested,
     "prune": PruneRequested,
@@ -78,6 +138,7 @@ STEP_REQUESTS: dict[str, type[StepRequested]] = {
 @register
 class EvaluateRequested(EventData):
     TYPE = "evaluate.requested"
+    VERSION = 2
     job_id: JobId
     episode: int = Field(ge=0, description="0 is the uncompressed baseline.")
     target: ArtifactRef
@@ -89,6 +150,25 @@ class EvaluateRequested(EventData):
         default="episode", description="'promotion': a front candidate re-evaluated on more items."
     )
     trust_task_code: bool = Field(default=False, description="From the run request: task-folder Python allowed.")
+
+
+@register
+class EvaluateRequestedV1(EventData):
+    """Version 1: the target named by host path. Read as version 2."""
+
+    TYPE = "evaluate.requested"
+    job_id: JobId
+    episode: int = Field(ge=0)
+    target: ArtifactRefV1
+    task: str
+    limit: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    secondary: list[str] = Field(default_factory=list)
+    purpose: Literal["episode", "promotion"] = "episode"
+    trust_task_code: bool = False
+
+    def upcast(self) -> EvaluateRequested:
+        return EvaluateRequested.model_validate({**self.model_dump(exclude={"target"}), "target": self.target.upcast()})
 
 
 @register

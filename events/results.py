@@ -1,4 +1,4 @@
-"""Results: artifacts produced and measurements taken."""
+"""Results: artifacts produced (content-addressed, in the object store) and measurements taken."""
 
 from __future__ import annotations
 
@@ -6,22 +6,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from greenai.events.artifacts import Artifact, ArtifactV1
 from greenai.events.envelope import EventData
+from greenai.events.jobs import JobId
 from greenai.events.registry import register
 
 
-class Artifact(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    path: str
-    bytes: int = Field(ge=0)
-    sha256: str
-
 
 class StepCompleted(EventData):
-    """A compression step's output artifact and what the step itself cost."""
+    """A compression step's output artifact (uploaded before this event) and what the step cost."""
 
-    job_id: str
+    VERSION = 2
+    job_id: JobId
     episode: int
     step: int = 0
     method: str
@@ -33,6 +29,25 @@ class StepCompleted(EventData):
     metrics: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="Step-specific: sparsity, train loss, whether an adapter was merged, ..."
     )
+
+
+class StepCompletedV1(EventData):
+    """Version 1: the artifact as a host path. Read as version 2 with an artifact the store lacks."""
+
+    job_id: JobId
+    episode: int
+    step: int = 0
+    method: str
+    params: dict[str, Any]
+    artifact: ArtifactV1
+    bits_per_weight: float | None
+    wall_s: float
+    peak_rss_mb: float
+    metrics: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+    def upcast(self) -> StepCompleted:
+        cls = STEP_COMPLETIONS_BY_TYPE[self.TYPE]
+        return cls.model_validate({**self.model_dump(exclude={"artifact"}), "artifact": self.artifact.upcast()})
 
 
 @register
@@ -48,6 +63,26 @@ class PruneCompleted(StepCompleted):
 @register
 class LoraCompleted(StepCompleted):
     TYPE = "lora.completed"
+
+
+@register
+class QuantizeCompletedV1(StepCompletedV1):
+    TYPE = "quantize.completed"
+
+
+@register
+class PruneCompletedV1(StepCompletedV1):
+    TYPE = "prune.completed"
+
+
+@register
+class LoraCompletedV1(StepCompletedV1):
+    TYPE = "lora.completed"
+
+
+STEP_COMPLETIONS_BY_TYPE: dict[str, type[StepCompleted]] = {
+    cls.TYPE: cls for cls in (QuantizeCompleted, PruneCompleted, LoraCompleted)
+}
 
 
 class Latency(BaseModel):
@@ -85,7 +120,7 @@ class TaskScore(BaseModel):
 @register
 class EvaluateCompleted(EventData):
     TYPE = "evaluate.completed"
-    job_id: str
+    job_id: JobId
     episode: int
     task: str
     metric: str
@@ -107,3 +142,14 @@ class EvaluateCompleted(EventData):
     secondary: list[TaskScore] = Field(default_factory=list)
     purpose: Literal["episode", "promotion"] = "episode"
     cuda_peak_mb: float | None = Field(default=None, description="torch.cuda.max_memory_allocated on a GPU.")
+
+
+@register
+class ModelStaged(EventData):
+    """The experiment's base model, put into the object store once, so a job on any machine fetches it
+    by content and needs neither the model's package nor the Hub."""
+
+    TYPE = "model.staged"
+    model: str
+    artifact: Artifact
+    wall_s: float = Field(ge=0)

@@ -17,8 +17,8 @@ from greenai.events.experiment import (
     SpecInferred,
     steps_key,
 )
-from greenai.events.jobs import EvaluateRequested, EventRejected, JobFailed, JobStarted, StepRequested
-from greenai.events.results import EvaluateCompleted, StepCompleted
+from greenai.events.jobs import ArtifactRef, EvaluateRequested, EventRejected, JobFailed, JobStarted, StepRequested
+from greenai.events.results import EvaluateCompleted, ModelStaged, StepCompleted
 
 
 @dataclass
@@ -95,6 +95,7 @@ class ExperimentState:
     run: RunRequested | None = None
     run_event: Envelope | None = None
     spec: ModelSpec | None = None
+    staged: ModelStaged | None = None  # the base model in the object store
     baseline: BaselineState = field(default_factory=BaselineState)
     episodes: dict[int, EpisodeState] = field(default_factory=dict)
     completed: ExperimentCompleted | None = None
@@ -131,6 +132,12 @@ class ExperimentState:
         """Episode number (0: the baseline) to its promotion."""
         return {0: self.baseline.promotion} | {n: ep.promotion for n, ep in self.episodes.items()}
 
+    def base_ref(self) -> ArtifactRef:
+        """The base model as jobs name it: by content once staged, else (an older log) by reference."""
+        assert self.run is not None
+        artifact = self.staged.artifact if self.staged is not None else None
+        return ArtifactRef(kind="base", model=self.run.model, artifact=artifact)
+
     def episode_of_job(self, job_id: str) -> EpisodeState | None:
         for ep in self.episodes.values():
             if any(r.job_id == job_id for r in ep.requests.values()) or (
@@ -155,6 +162,8 @@ def apply(state: ExperimentState, env: Envelope) -> None:
         state.run, state.run_event = data, env
     elif isinstance(data, SpecInferred):
         state.spec = data.spec
+    elif isinstance(data, ModelStaged) and state.staged is None:
+        state.staged = data
     elif isinstance(data, EpisodeDecided) and data.episode not in state.episodes:
         state.episodes[data.episode] = EpisodeState(data.episode, data, env)
     elif isinstance(data, StepRequested) and data.episode in state.episodes:

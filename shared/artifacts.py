@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import tempfile
@@ -10,9 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from nats.js import JetStreamContext
+
+from greenai.events.artifacts import Artifact
 from greenai.events.jobs import ArtifactRef, StepRequested, check_job_id
-from greenai.events.results import Artifact, StepCompleted
+from greenai.events.results import StepCompleted
 from greenai.events.subjects import check_experiment_id
+from greenai.shared.artifact_store import ArtifactError, ArtifactStore
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, Measured
 from greenai.shared.model_io import (
@@ -28,26 +33,44 @@ from greenai.shared.model_io import (
 StepCompletedT = TypeVar("StepCompletedT", bound=StepCompleted)
 
 
-def source_folder(ref: ArtifactRef, settings: Settings) -> Path:
-    """The folder a job reads: an earlier step's artifact (inside this agent's artifacts dir, and
-    matching its recorded hash), or the experiment's base model (an alias, a Hub id or a model under
-    the models dir). A message cannot make an agent read a path of its choosing."""
-    if ref.kind == "artifact":
-        if not ref.path or not ref.sha256:
-            raise JobError("a source artifact needs a path and its sha256", "invalid")
-        root = settings.artifacts_dir.resolve()
-        path = Path(ref.path).resolve()
-        if not path.is_relative_to(root):
-            raise JobError(f"source artifact {ref.path[:200]!r} is outside the artifacts dir", "invalid")
-        if not path.is_dir():
-            raise JobError(f"source artifact {ref.path[:200]} does not exist on this machine", "invalid")
-        if folder_sha256(path) != ref.sha256:
-            raise JobError(f"source artifact {path} does not match its recorded hash", "invalid")
-        return path
-    try:
-        return materialize(resolve_bus_model(ref.model, settings.allowed_model_roots), settings.models_dir)
-    except ModelNotFoundError as exc:
-        raise JobError(str(exc), "invalid") from exc
+class UsesArtifacts:
+    """An agent that reads and writes artifacts through the object store of the bus it serves on."""
+
+    settings: Settings
+    artifacts: ArtifactStore | None = None
+
+    def attach(self, js: JetStreamContext) -> None:
+        s = self.settings
+        self.artifacts = ArtifactStore(
+            js, s.artifact_bucket, s.artifact_cache_dir, replicas=s.replicas, chunk_bytes=s.artifact_chunk_bytes
+        )
+
+    def store(self) -> ArtifactStore:
+        if self.artifacts is None:
+            raise RuntimeError("attach() the agent to a bus before it serves jobs")
+        return self.artifacts
+
+    async def fetch(self, ref: ArtifactRef) -> Path:
+        """The folder a job reads, fetched by content and verified: an earlier step's artifact or the
+        staged base model. A base model named only by reference (a log from before staging) must be an
+        alias, a Hub id or a model under the models dir. A message cannot make an agent read a path."""
+        if ref.artifact is not None:
+            try:
+                return await self.store().get_folder(ref.artifact)
+            except ArtifactError as exc:
+                raise JobError(f"source artifact {ref.artifact.sha256[:12]}: {exc}", "invalid") from exc
+        try:
+            resolved = resolve_bus_model(ref.model, self.settings.allowed_model_roots)
+            return await asyncio.to_thread(materialize, resolved, self.settings.models_dir)
+        except ModelNotFoundError as exc:
+            raise JobError(str(exc), "invalid") from exc
+
+    async def publish(self, folder: Path) -> Artifact:
+        """Upload a finished output folder (before its completion event), then keep it as the cache's copy."""
+        store = self.store()
+        artifact = await store.put_folder(folder)
+        await store.adopt(folder, artifact)
+        return artifact
 
 
 def job_output_dir(settings: Settings, experiment_id: str, job_id: str) -> Path:
@@ -86,7 +109,7 @@ def describe_folder(folder: str | Path) -> Written:
 
 
 def step_completed(
-    cls: type[StepCompletedT], job: StepRequested, target: Path, measured: Measured, source_parameters: int | None
+    cls: type[StepCompletedT], job: StepRequested, artifact: Artifact, measured: Measured, source_parameters: int | None
 ) -> StepCompletedT:
     """The completion event of a step job, from what its child process returned: `bytes`,
     `weight_bytes`, `sha256`, `config` (validated parameters) and optional `metrics`."""
@@ -97,7 +120,7 @@ def step_completed(
         step=job.step,
         method=job.method,
         params=out["config"],
-        artifact=Artifact(path=str(target), bytes=out["bytes"], sha256=out["sha256"]),
+        artifact=artifact,
         # effective bits: the weight files (quantized layers, scales, unquantized embeddings) over the
         # source's parameters; tokenizer and config files are not weights
         bits_per_weight=round(out["weight_bytes"] * 8 / source_parameters, 3) if source_parameters else None,

@@ -34,7 +34,7 @@ PRODUCES: dict[str, tuple[str, ...]] = {
     "viewer": (),
 }  # fmt: skip
 # Types named above that no event class defines yet (planned by open issues).
-PLANNED = ("model.staged", "experiment.cancelled")
+PLANNED = ("experiment.cancelled",)
 # Roles whose agents store artifacts in the object store (content-addressed, verified on read).
 ARTIFACT_WRITERS = ("coordinator", "quantization", "pruning", "lora")
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")

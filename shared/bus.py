@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from greenai.shared.artifact_store import ArtifactStore
 from greenai.shared.auth import client_options, credentials_for, init_auth
 from greenai.shared.config import Settings
 from greenai.shared.eventstore import EventStore, StreamLimits
@@ -70,6 +71,10 @@ async def open_store(
 
 
 async def ensure_log(settings: Settings, url: str) -> None:
-    """Create or reconcile the stream as admin (where this machine holds the admin seed)."""
+    """Create or reconcile the stream and the artifact bucket as admin (where this machine has the admin seed)."""
     store = await open_store(settings.model_copy(update={"credentials": None}), url, "greenai-admin", "admin")
-    await store.close()
+    try:
+        s = settings
+        await ArtifactStore(store.js, s.artifact_bucket, s.artifact_cache_dir, replicas=s.replicas).ensure_bucket()
+    finally:
+        await store.close()

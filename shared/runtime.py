@@ -102,6 +102,7 @@ class JobSpec:
     job_kind: str  # e.g. "quantize"
     handler: Handler
     result_types: tuple[str, ...]  # event types that mean "this job is done"
+    attach: Callable[[Any], None] | None = None  # given the bus's JetStream context (e.g. its object store)
 
     @property
     def durable(self) -> str:
@@ -122,6 +123,8 @@ class JobWorker:
     ) -> None:
         self.store = store
         self.spec = spec
+        if spec.attach is not None:
+            spec.attach(store.js)
         self.ack_wait_s = ack_wait_s
         self.max_attempts = max_attempts
         self.retry_delay_s = retry_delay_s

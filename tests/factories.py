@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from greenai.events import Envelope, new_event
+from greenai.events.artifacts import Artifact, ArtifactFile
 from greenai.events.experiment import EpisodeDecided, ModelSpec, RunRequested, SpecInferred, Step
 from greenai.events.jobs import STEP_REQUESTS, ArtifactRef, EvaluateRequested, JobFailed
 from greenai.events.results import (
-    Artifact,
     Energy,
     EvaluateCompleted,
     Latency,
@@ -22,6 +23,12 @@ SPEC = ModelSpec(
     num_parameters=1000, num_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
     num_key_value_heads=2, vocab_size=100, context_length=512, dtype="float32", tied_embeddings=True, size_bytes=4000,
 )  # fmt: skip
+
+
+def artifact(name: str, size: int = 1000) -> Artifact:
+    """A manifest of one file whose content hash is derived from `name`: distinct names, distinct artifacts."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    return Artifact.from_files([ArtifactFile(path="model.safetensors", bytes=size, sha256=digest)], "b")
 
 
 def run(exp: str = "e", episodes: int = 2, **more: Any) -> Envelope:
@@ -64,7 +71,7 @@ def step_completed(exp: str, n: int, step: int = 0, kind: str = "quantize", size
         exp,
         cls(
             job_id=f"{exp}-ep{n}-s{step}-{kind}", episode=n, step=step, method="autoround", params={"bits": 4},
-            artifact=Artifact(path=f"/a/{n}/{step}", bytes=size, sha256="h"),
+            artifact=artifact(f"{n}/{step}", size),
             bits_per_weight=4.5, wall_s=1.0, peak_rss_mb=10.0,
         ),
         producer="t",

@@ -160,7 +160,7 @@ def plan(
                 EvaluateRequested(
                     job_id=f"{exp}-ep0-evaluate",
                     episode=0,
-                    target=ArtifactRef(kind="base", model=run.model),
+                    target=state.base_ref(),
                     task=run.dataset,
                     limit=run.limit,
                     seed=run.seed,
@@ -179,11 +179,9 @@ def plan(
             spec = ep.decision.steps[step]
             previous = ep.completed.get(step - 1)
             source = (
-                ArtifactRef(kind="base", model=run.model)
+                state.base_ref()
                 if previous is None
-                else ArtifactRef(
-                    kind="artifact", model=run.model, path=previous.artifact.path, sha256=previous.artifact.sha256
-                )
+                else ArtifactRef(kind="artifact", model=run.model, artifact=previous.artifact)
             )
             request = STEP_REQUESTS[spec.kind](
                 job_id=f"{exp}-ep{n}-s{step}-{spec.kind}",
@@ -206,9 +204,7 @@ def plan(
                     EvaluateRequested(
                         job_id=f"{exp}-ep{n}-evaluate",
                         episode=n,
-                        target=ArtifactRef(
-                            kind="artifact", model=run.model, path=final.artifact.path, sha256=final.artifact.sha256
-                        ),
+                        target=ArtifactRef(kind="artifact", model=run.model, artifact=final.artifact),
                         task=run.dataset,
                         limit=run.limit,
                         seed=run.seed,

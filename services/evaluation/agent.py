@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 from greenai.events import Envelope, EventData
 from greenai.events.jobs import EvaluateRequested
@@ -15,7 +14,7 @@ from greenai.services.evaluation.benchmarks.auto import benchmark
 from greenai.services.evaluation.benchmarks.base import SUBSET_VERSION, BenchmarkDataError, UnknownBenchmarkError
 from greenai.services.evaluation.job import evaluate_folder
 from greenai.services.evaluation.sandbox import SandboxUnavailable, check_isolation
-from greenai.shared.artifacts import source_folder
+from greenai.shared.artifacts import UsesArtifacts
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
 from greenai.shared.model_io import folder_sha256
@@ -24,7 +23,7 @@ from greenai.shared.runtime import JobSpec
 AGENT = "evaluation"
 
 
-class EvaluationAgent:
+class EvaluationAgent(UsesArtifacts):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
@@ -35,6 +34,7 @@ class EvaluationAgent:
             job_kind="evaluate",
             handler=self.handle,
             result_types=(EvaluateCompleted.TYPE,),
+            attach=self.attach,
         )
 
     async def handle(self, request: Envelope) -> Sequence[EventData]:
@@ -57,8 +57,9 @@ class EvaluationAgent:
                 await asyncio.to_thread(check_isolation)
             except SandboxUnavailable as exc:
                 raise JobError(str(exc), "unsupported") from exc
-        folder = await asyncio.to_thread(self._target_folder, job)
-        digest = job.target.sha256 or await asyncio.to_thread(folder_sha256, folder)
+        folder = await self.fetch(job.target)
+        artifact = job.target.artifact
+        digest = artifact.sha256 if artifact is not None else await asyncio.to_thread(folder_sha256, folder)
         tasks = "+".join(re.sub(r"[^A-Za-z0-9_.:-]+", "_", t) for t in (job.task, *job.secondary))
         key = f"v{SUBSET_VERSION}-{digest}-{tasks}-{job.limit}-{job.seed}"
         cache = self.settings.cache_dir / "evaluations" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
@@ -106,7 +107,3 @@ class EvaluationAgent:
         tmp.write_text(result.model_dump_json())
         tmp.replace(cache)  # a cache, not a record: the log keeps the event either way
         return [result]
-
-    def _target_folder(self, job: EvaluateRequested) -> Path:
-        """The base model (an allowed reference) or an artifact inside the artifacts dir matching its hash."""
-        return source_folder(job.target, self.settings)

@@ -13,7 +13,7 @@ from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkData
 from greenai.services.evaluation.benchmarks.task_code import sandbox_templates
 from greenai.services.evaluation.energy import track_energy
 from greenai.services.evaluation.latency import measure_latency
-from greenai.shared.model_io import folder_bytes
+from greenai.shared.model_io import folder_bytes, load_model
 
 
 def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -114,7 +114,7 @@ def evaluate_folder(
     os.environ.setdefault("HF_DATASETS_CACHE", str(Path(cache_dir) / "datasets"))
     import torch
     from lm_eval.models.huggingface import HFLM
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     size = folder_bytes(folder)  # before anything else: what is measured is the artifact as it was handed over
     if size == 0:
@@ -134,7 +134,7 @@ def evaluate_folder(
         torch.cuda.reset_peak_memory_stats()
     with track_energy() as energy:
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, device_map=device)
+        model = load_model(folder, device_map=device)
         model.eval()
         # windows of at most 2048 tokens: lm-eval takes log-softmax over the whole vocabulary for every
         # position, so a full 8k-token window in a batch of 8 needs ~13 GB; rolling (perplexity) tasks

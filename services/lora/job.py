@@ -5,7 +5,7 @@
 - `qlora`: a 4-bit NF4 base (bitsandbytes) with the adapter kept beside it, unmerged — merging
   into 4-bit weights would round the update away. The source is quantized to NF4 at load, or used
   as it is when it already is a bitsandbytes 4-bit artifact. The folder holds the adapter and the
-  base under `base/`; `AutoModelForCausalLM.from_pretrained(folder)` loads both (peft installed).
+  base under `base/`; `shared.model_io.load_model(folder)` loads both (peft installed).
 """
 
 from __future__ import annotations
@@ -98,10 +98,11 @@ def lora_to_folder(
             peft_model, result = train_lora(model, tokenizer, texts, config, seed)
             peft_model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            # the adapter names its base by the folder it will have once published
+            # the adapter names its base relative to the artifact, which travels and loads anywhere
+            # (shared.model_io.load_model resolves it)
             adapter_config = tmp / "adapter_config.json"
             data = json.loads(adapter_config.read_text())
-            data["base_model_name_or_path"] = str(target_path / "base")
+            data["base_model_name_or_path"] = "base"
             adapter_config.write_text(json.dumps(data, indent=2))
             kept_as = "adapter"
     written = describe_folder(target_path)

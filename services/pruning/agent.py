@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from greenai.events import Envelope, EventData
@@ -10,7 +9,7 @@ from greenai.events.jobs import PruneRequested
 from greenai.events.results import PruneCompleted
 from greenai.services.pruning.job import prune_to_folder
 from greenai.services.pruning.methods.auto import get_method
-from greenai.shared.artifacts import compute_device, job_output_dir, source_folder, step_completed
+from greenai.shared.artifacts import UsesArtifacts, compute_device, job_output_dir, step_completed
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
 from greenai.shared.model_io import folder_bytes
@@ -20,18 +19,18 @@ AGENT = "pruning"
 MEMORY_FACTOR = 3.0  # the float32 model, its calibration activations and per-layer Hessians
 
 
-class PruningAgent:
+class PruningAgent(UsesArtifacts):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def spec(self) -> JobSpec:
-        return JobSpec(AGENT, PruneRequested.TYPE, "prune", self.handle, (PruneCompleted.TYPE,))
+        return JobSpec(AGENT, PruneRequested.TYPE, "prune", self.handle, (PruneCompleted.TYPE,), self.attach)
 
     async def handle(self, request: Envelope) -> Sequence[EventData]:
         job = request.data
         assert isinstance(job, PruneRequested)
         get_method(job.method).parse(job.params)  # refuse bad settings before loading anything
-        source = await asyncio.to_thread(source_folder, job.source, self.settings)
+        source = await self.fetch(job.source)
         need, have = MEMORY_FACTOR * folder_bytes(source), self.settings.available_memory_bytes()
         if need > have:
             raise JobError(
@@ -53,4 +52,6 @@ class PruningAgent:
             device,
             threads=self.settings.torch_threads,
         )
-        return [step_completed(PruneCompleted, job, target, measured, measured.value["source_parameters"])]
+        source_parameters = measured.value["source_parameters"]
+        artifact = await self.publish(target)
+        return [step_completed(PruneCompleted, job, artifact, measured, source_parameters)]

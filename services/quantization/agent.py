@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +11,7 @@ from greenai.events.jobs import QuantizeRequested
 from greenai.events.results import QuantizeCompleted
 from greenai.services.quantization.job import quantize_to_folder
 from greenai.services.quantization.methods.auto import get_method
-from greenai.shared.artifacts import compute_device, job_output_dir, source_folder, step_completed
+from greenai.shared.artifacts import UsesArtifacts, compute_device, job_output_dir, step_completed
 from greenai.shared.config import Settings
 from greenai.shared.jobs import run_in_child
 from greenai.shared.model_io import folder_bytes
@@ -21,7 +20,7 @@ from greenai.shared.runtime import JobSpec
 AGENT = "quantization"
 
 
-class QuantizationAgent:
+class QuantizationAgent(UsesArtifacts):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.device = compute_device()
@@ -33,6 +32,7 @@ class QuantizationAgent:
             job_kind="quantize",
             handler=self.handle,
             result_types=(QuantizeCompleted.TYPE,),
+            attach=self.attach,
         )
 
     async def handle(self, request: Envelope) -> Sequence[EventData]:
@@ -42,7 +42,7 @@ class QuantizationAgent:
         method = get_method(job.method)
         config = method.parse(job.params)
         method.check_hardware(self.device)
-        source = await asyncio.to_thread(source_folder, job.source, self.settings)
+        source = await self.fetch(job.source)
         from transformers import AutoConfig
 
         method.check_model(config, AutoConfig.from_pretrained(source))
@@ -63,7 +63,9 @@ class QuantizationAgent:
             threads=self.settings.torch_threads,
         )
         _check_loadable(target)
-        return [step_completed(QuantizeCompleted, job, target, measured, measured.value["source_parameters"])]
+        source_parameters = measured.value["source_parameters"]
+        artifact = await self.publish(target)
+        return [step_completed(QuantizeCompleted, job, artifact, measured, source_parameters)]
 
 
 def _check_loadable(folder: Path) -> None:

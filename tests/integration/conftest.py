@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from greenai.shared.artifact_store import ArtifactStore
 from greenai.shared.auth import AuthFiles, client_options, init_auth
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import EmbeddedNats, start_nats_server
@@ -28,5 +29,6 @@ def server(tmp_path: Path, auth: AuthFiles) -> Iterator[EmbeddedNats]:
 @pytest.fixture
 async def log(server: EmbeddedNats, auth: AuthFiles) -> AsyncIterator[EventStore]:
     store = await EventStore.connect(server.url, "GREENAI_EVENTS", options=client_options(auth.seed("admin")))
+    await ArtifactStore(store.js, "greenai-artifacts", server.store_dir / "admin-cache").ensure_bucket()
     yield store
     await store.close()

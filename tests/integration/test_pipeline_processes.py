@@ -85,7 +85,7 @@ async def test_pipeline_resumes_after_a_crash_between_steps(
     # each step consumed the previous step's artifact, and the evaluation the last one
     requests = sorted(types(events, StepRequested), key=lambda r: r.step)
     completions = {d.step: d for d in types(events, PruneCompleted) + types(events, QuantizeCompleted) + [lora]}
-    assert requests[1].source.path == completions[0].artifact.path
-    assert requests[2].source.path == completions[1].artifact.path
+    assert requests[1].source.artifact == completions[0].artifact
+    assert requests[2].source.artifact == completions[1].artifact
     final = [d for d in types(events, EvaluateCompleted) if d.episode == 1]
     assert len(final) == 1

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 from greenai.events import Envelope, new_event
+from greenai.events.artifacts import Artifact, ArtifactFile
 from greenai.events.jobs import ArtifactRef, EventRejected, JobFailed, QuantizeRequested
 from greenai.services.quantization.agent import QuantizationAgent
+from greenai.shared.artifact_store import ArtifactStore
 from greenai.shared.config import Settings
 from greenai.shared.eventstore import EventStore
-from greenai.shared.model_io import folder_sha256
 from greenai.shared.runtime import JobWorker
 
 
@@ -39,7 +39,7 @@ async def serve(store: EventStore, settings: Settings, answers: int) -> list[Env
 def raw_request(job_id: str, source: dict[str, object]) -> bytes:
     """A request as an attacker writes it: raw JSON, never through our models."""
     return json.dumps({
-        "event_id": str(uuid.uuid4()), "experiment_id": "exp", "type": "quantize.requested", "version": 1,
+        "event_id": str(uuid.uuid4()), "experiment_id": "exp", "type": "quantize.requested", "version": 2,
         "time": datetime.now(UTC).isoformat(), "producer": "attacker",
         "data": {"job_id": job_id, "episode": 1, "source": source, "method": "bnb_int8", "params": {}},
     }).encode()  # fmt: skip
@@ -62,19 +62,27 @@ async def test_a_traversing_job_id_is_refused_and_nothing_is_written(
     assert not any(p.is_file() for p in tmp_path.rglob("*")), "nothing may be written anywhere"
 
 
-async def test_sources_outside_the_artifacts_dir_or_off_their_hash_are_refused(
+async def test_sources_the_store_does_not_vouch_for_are_refused_and_nothing_is_loaded(
     store: EventStore, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     settings = Settings(work_dir=tmp_path / "work", model_roots=[tiny_model_dir.parent])
-    inside = settings.artifacts_dir / "exp" / "earlier"
-    shutil.copytree(tiny_model_dir, inside)
-    digest = folder_sha256(tiny_model_dir)
+    artifacts = ArtifactStore(store.js, settings.artifact_bucket, tmp_path / "uploader-cache")
+    folder = tmp_path / "small"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "weights.bin").write_bytes(b"honest bytes")
+    real = await artifacts.put_folder(folder)
+    # a writer replaces the object's content: its name (the sha256 of the honest bytes) no longer matches
+    weights = next(f for f in real.files if f.path == "weights.bin")
+    obs = await store.js.object_store(settings.artifact_bucket)
+    await obs.put(weights.sha256, b"evil bytes")
+    missing = Artifact.from_files(
+        [ArtifactFile(path="config.json", bytes=2, sha256="1" * 64)], settings.artifact_bucket
+    )
     requests = {
-        "outside": ArtifactRef(kind="artifact", model="m", path=str(tiny_model_dir), sha256=digest),
-        "traversal": ArtifactRef(
-            kind="artifact", model="m", path=str(inside / ".." / ".." / ".." / ".."), sha256=digest
-        ),
-        "wronghash": ArtifactRef(kind="artifact", model="m", path=str(inside), sha256="0" * 64),
+        "tampered": ArtifactRef(kind="artifact", model="m", artifact=real),
+        "missing": ArtifactRef(kind="artifact", model="m", artifact=missing),
+        "legacy": ArtifactRef(kind="artifact", model="m", artifact=Artifact(sha256="2" * 64, bucket="", bytes=0)),
         "etc": ArtifactRef(kind="base", model="/etc"),
         "dotdot": ArtifactRef(kind="base", model="../../../../etc"),
         "url": ArtifactRef(kind="base", model="file:///etc/passwd"),
@@ -82,14 +90,23 @@ async def test_sources_outside_the_artifacts_dir_or_off_their_hash_are_refused(
     for name, ref in requests.items():
         data = QuantizeRequested(job_id=name, episode=1, source=ref, method="bnb_int8")
         await store.append(new_event("exp", data, producer="test", key=name))
-    events = await serve(store, settings, len(requests))
+    # and a manifest that walks out of the folder never even validates as an event
+    walker = {"path": "../../etc/passwd", "bytes": 1, "sha256": "4" * 64}
+    manifest = {"sha256": "3" * 64, "bucket": "b", "bytes": 1, "files": [walker]}
+    body = raw_request("traversal", {"kind": "artifact", "model": "m", "artifact": manifest})
+    await store.js.publish("greenai.evt.exp.quantize.requested", body, stream=store.stream)
+    events = await serve(store, settings, len(requests) + 1)
     failures = {e.data.job_id: e.data for e in events if isinstance(e.data, JobFailed)}
     assert set(failures) == set(requests)
     assert all(f.final and f.reason == "invalid" and f.attempt == 1 for f in failures.values())
-    assert "outside the artifacts dir" in failures["outside"].message
-    assert "outside the artifacts dir" in failures["traversal"].message
-    assert "does not match its recorded hash" in failures["wronghash"].message
+    assert (
+        "could not be fetched whole" in failures["tampered"].message or "manifest says" in failures["tampered"].message
+    )
+    assert "not in bucket" in failures["missing"].message
+    assert "before artifacts travelled over NATS" in failures["legacy"].message
     for name in ("etc", "dotdot", "url"):
         assert "not allowed" in failures[name].message or "outside the models dir" in failures[name].message
-    written = [p for p in settings.artifacts_dir.rglob("*") if p.is_file() and not p.is_relative_to(inside)]
-    assert written == []
+    (rejected,) = [e.data for e in events if isinstance(e.data, EventRejected)]
+    assert "'..'" in rejected.reason
+    cache = settings.artifact_cache_dir
+    assert not cache.exists() or not any(p.is_file() and p.suffix != ".lock" for p in cache.rglob("*"))

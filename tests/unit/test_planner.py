@@ -58,7 +58,7 @@ def test_a_decision_becomes_a_job_then_an_evaluation() -> None:
     assert [p.key for p in planned] == ["episode:1:evaluate"]
     data = planned[0].data
     assert isinstance(data, EvaluateRequested)
-    assert data.target.kind == "artifact" and data.target.path == "/a/1/0"
+    assert data.target.kind == "artifact" and data.target.artifact == f.artifact("1/0")
 
 
 def test_one_episode_at_a_time_and_completion_after_the_last() -> None:
@@ -121,15 +121,15 @@ def test_a_pipeline_runs_its_steps_in_order_on_each_others_output() -> None:
     events += [f.step_completed("e", 1, 0, "prune")]
     (second,) = plan(fold_experiment("e", events), None, "grid")
     assert isinstance(second.data, QuantizeRequested)
-    assert second.data.step == 1 and second.data.source.path == "/a/1/0"
+    assert second.data.step == 1 and second.data.source.artifact == f.artifact("1/0")
 
     # A coordinator that crashed here resumes at the first step without a completion, and only there.
     events += [f.step_requested("e", 1, 1), f.step_completed("e", 1, 1)]
     (third,) = plan(fold_experiment("e", events), None, "grid")
-    assert isinstance(third.data, LoraRequested) and third.data.source.path == "/a/1/1"
+    assert isinstance(third.data, LoraRequested) and third.data.source.artifact == f.artifact("1/1")
     events += [f.step_requested("e", 1, 2, "lora"), f.step_completed("e", 1, 2, "lora")]
     (evaluate,) = plan(fold_experiment("e", events), None, "grid")
-    assert isinstance(evaluate.data, EvaluateRequested) and evaluate.data.target.path == "/a/1/2"
+    assert isinstance(evaluate.data, EvaluateRequested) and evaluate.data.target.artifact == f.artifact("1/2")
 
 
 def test_a_failed_step_fails_the_episode_and_the_rest_never_runs() -> None:

@@ -13,7 +13,6 @@ from greenai.events.results import QuantizeCompleted
 from greenai.services.quantization.agent import QuantizationAgent
 from greenai.shared.config import Settings
 from greenai.shared.eventstore import EventStore
-from greenai.shared.model_io import folder_sha256
 from greenai.shared.runtime import JobWorker
 
 
@@ -73,9 +72,12 @@ async def test_refusals_are_events_and_good_jobs_still_run(
     (done,) = [e.data for e in events if isinstance(e.data, QuantizeCompleted)]
     assert done.job_id == "job4" and done.method == "bnb_int8"
     assert done.params == {"threshold": 6.0}  # validated, defaults made explicit
-    artifact = Path(done.artifact.path)
-    assert artifact.is_relative_to(tmp_path / "artifacts" / "exp")
-    assert done.artifact.sha256 == folder_sha256(artifact)
+    # the artifact went into the object store before the event, and this agent keeps it as its cache's copy
+    cached = settings.artifact_cache_dir / done.artifact.sha256
+    assert cached.is_dir() and done.artifact.in_store
+    assert {f.path for f in done.artifact.files} >= {"config.json", "model.safetensors"}
+    assert not (tmp_path / "artifacts" / "exp" / "job4").exists()  # the store is the record, not the work dir
+    assert not any(str(tmp_path) in line for line in [done.model_dump_json()])
     assert done.bits_per_weight is not None and 0 < done.bits_per_weight < 32
     assert done.wall_s > 0 and done.peak_rss_mb > 100
 

@@ -7,8 +7,9 @@ from collections import Counter
 from collections.abc import Sequence
 
 from greenai.events import Envelope, EventData, new_event
+from greenai.events.artifacts import Artifact, ArtifactFile
 from greenai.events.jobs import ArtifactRef, EventRejected, JobFailed, JobStarted, QuantizeRequested
-from greenai.events.results import Artifact, QuantizeCompleted
+from greenai.events.results import QuantizeCompleted
 from greenai.shared.eventstore import EventStore
 from greenai.shared.jobs import JobError
 from greenai.shared.runtime import JobSpec, JobWorker
@@ -22,7 +23,8 @@ def request(exp: str, n: int = 1) -> Envelope:
 def completed(job: QuantizeRequested) -> QuantizeCompleted:
     return QuantizeCompleted(
         job_id=job.job_id, episode=job.episode, method="x", params={},
-        artifact=Artifact(path="/p", bytes=1, sha256="h"), bits_per_weight=None, wall_s=0.0, peak_rss_mb=0.0,
+        artifact=Artifact.from_files([ArtifactFile(path="w", bytes=1, sha256="0" * 64)], "b"),
+        bits_per_weight=None, wall_s=0.0, peak_rss_mb=0.0,
     )  # fmt: skip
 
 
