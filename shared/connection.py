@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
 import nats.errors
-from nats.js.errors import NoStreamResponseError, ServerError, ServiceUnavailableError
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from greenai.shared.logging import get_logger
 
@@ -27,7 +27,8 @@ Listener = Callable[[State, float | None], None]
 
 # Errors after which the same request may succeed once the client is back (or JetStream has a
 # leader again): timeouts, no responders (JetStream not ready), a reconnecting or stale
-# connection, a full outbound buffer, socket errors, 500/503 from the JetStream API.
+# connection, a full outbound buffer, socket errors, 503 from the JetStream API (a 500 says
+# why it will not do it, e.g. 'replicas > 1 not supported in non-clustered mode').
 TRANSIENT: tuple[type[BaseException], ...] = (
     nats.errors.TimeoutError,
     nats.errors.NoRespondersError,
@@ -37,7 +38,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     nats.errors.OutboundBufferLimitError,
     nats.errors.SlowConsumerError,
     ServiceUnavailableError,
-    ServerError,
     asyncio.TimeoutError,
     OSError,
 )

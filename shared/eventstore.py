@@ -24,7 +24,7 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError, ServerError
 
 from greenai.events import Envelope, MalformedEvent, decode
 from greenai.events.subjects import PREFIX, all_events, experiment_filter, experiment_of_subject
@@ -255,7 +255,7 @@ class EventStore:
             try:
                 await self.js.add_stream(config)
                 return
-            except BadRequestError as exc:  # created by a concurrent process in between
+            except (BadRequestError, ServerError) as exc:  # "already in use": created by another process
                 if "already in use" not in str(exc.description):
                     raise StreamMismatch(f"cannot create stream {self.stream}: {exc.description}") from exc
             info = await self.js.stream_info(self.stream)
@@ -274,7 +274,7 @@ class EventStore:
             # keep what we do not manage (e.g. allow_direct set by an operator) and change the rest
             try:
                 await self.js.update_stream(config)
-            except (BadRequestError, NotFoundError) as exc:
+            except (BadRequestError, NotFoundError, ServerError) as exc:
                 raise StreamMismatch(
                     f"stream {self.stream} exists with settings that cannot be changed to ours "
                     f"(replicas {have.num_replicas}->{config.num_replicas}, duplicate window "

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 
+import nats
 import pytest
+from nats.js import api
 
 from greenai.events import new_event
 from greenai.events.experiment import ExperimentCompleted, RunRequested
-from greenai.shared.eventstore import ConcurrencyError, EventStore, StoredEvent, Unreadable
+from greenai.shared.eventstore import (
+    ConcurrencyError,
+    EventStore,
+    EventTooLarge,
+    StoredEvent,
+    StreamLimits,
+    StreamMismatch,
+    Unreadable,
+)  # fmt: skip
+from greenai.shared.nats_cluster import NatsNode, free_ports
 
 
 def req(exp: str, key: str | None = "run") -> object:
@@ -84,3 +97,46 @@ async def test_read_everything_spans_experiments(store: EventStore) -> None:
         await store.append(req(f"e{i}"))
     got = [e.envelope.experiment_id async for e in store.read_everything()]
     assert got == [f"e{i}" for i in range(25)]
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[str]:
+    """A server of its own: these streams take the log's subjects."""
+    port, http = free_ports(2)
+    node = NatsNode("own", tmp_path / "nats", port, http)
+    node.start()
+    yield node.url
+    node.stop()
+
+
+async def test_an_existing_stream_is_reconciled(own_server: str) -> None:
+    nc = await nats.connect(own_server)
+    js = nc.jetstream()
+    await js.add_stream(api.StreamConfig(name="OLD", subjects=["greenai.evt.>"], duplicate_window=120))
+    try:
+        store = await EventStore.connect(own_server, "OLD", limits=StreamLimits(max_msg_bytes=300_000, max_age_s=86400))
+        await store.close()
+        config = (await js.stream_info("OLD")).config
+        assert config.duplicate_window == 3600 and config.max_msg_size == 300_000 and config.max_age == 86400
+    finally:
+        await nc.close()
+
+
+async def test_a_stream_that_cannot_be_reconciled_says_why(own_server: str) -> None:
+    nc = await nats.connect(own_server)
+    js = nc.jetstream()
+    await js.add_stream(api.StreamConfig(name="MEM", subjects=["greenai.evt.>"], storage=api.StorageType.MEMORY))
+    try:
+        with pytest.raises(StreamMismatch, match="storage memory"):
+            await EventStore.connect(own_server, "MEM")
+        with pytest.raises(StreamMismatch, match="replicas"):  # one server cannot hold 3 replicas
+            await EventStore.connect(own_server, "R3", limits=StreamLimits(replicas=3))
+    finally:
+        await nc.close()
+
+
+async def test_an_oversized_event_is_refused_before_it_is_sent(store: EventStore) -> None:
+    big = new_event("a", RunRequested(model="m" * 300_000, dataset="arc_easy", episodes=1), producer="t")
+    with pytest.raises(EventTooLarge, match="limit is"):
+        await store.append(big)
+    assert (await store.read("a")).events == []
