@@ -37,6 +37,8 @@ def start_agent(name: str, env: dict[str, str], log_dir: Path) -> subprocess.Pop
     auth_dir = log_dir.parent / "auth"
     if (auth_dir / f"{name}.nk").is_file():
         env = {**env, "GREENAI_CREDENTIALS": str(auth_dir / f"{name}.nk"), "GREENAI_AUTH_DIR": str(auth_dir / "none")}
+    # every agent its own work dir, as on its own machine: nothing can pass through the filesystem
+    env = {**env, "GREENAI_WORK_DIR": str(Path(env["GREENAI_WORK_DIR"]) / name)}
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / f"{name}-{len(list(log_dir.glob(name + '*')))}.log", "wb")  # noqa: SIM115
     return subprocess.Popen([sys.executable, "-m", "greenai", "agent", name], env=env, stdout=log, stderr=log)
@@ -61,6 +63,12 @@ async def wait_for(
         if loop.time() > deadline:
             raise AssertionError(f"timed out; events so far: {[e.type for e in events]}")
         await asyncio.sleep(0.2)
+
+
+def host_paths_in(events: list[Envelope], *roots: Path) -> list[str]:
+    """Events whose JSON names a folder of this machine (a work dir, the test's tmp dir, the test cache)."""
+    needles = [str(r) for r in roots]
+    return [f"{e.type}: {n}" for e in events for n in needles if n in e.model_dump_json()]
 
 
 def finished(events: list[Envelope]) -> bool:

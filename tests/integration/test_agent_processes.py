@@ -19,7 +19,7 @@ from greenai.events.jobs import EventRejected, JobStarted
 from greenai.events.results import QuantizeCompleted
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import EmbeddedNats
-from tests.integration.helpers import agent_env, finished, start_agent, stop_agents, wait_for
+from tests.integration.helpers import agent_env, finished, host_paths_in, start_agent, stop_agents, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +76,10 @@ async def test_crashes_restarts_and_garbage_lose_nothing_and_repeat_nothing(
         stop_agents(procs, 20)
 
     assert events[-1].type == "experiment.completed", [e.type for e in events]
+    # separate work dirs, nothing shared but NATS: artifacts came through the object store, by content
+    assert host_paths_in(events, tmp_path) == []
+    fetched = list((tmp_path / "work" / "evaluation" / "cache" / "artifacts").glob("*.complete"))
+    assert len(fetched) >= 2, "the evaluation agent fetched the base model and the artifacts from the store"
 
     # The killed job was redelivered and completed exactly once.
     first_job = f"{exp}-ep1-s0-quantize"

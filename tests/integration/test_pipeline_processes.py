@@ -20,7 +20,7 @@ from greenai.events.jobs import JobStarted, StepRequested
 from greenai.events.results import EvaluateCompleted, LoraCompleted, PruneCompleted, QuantizeCompleted
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import EmbeddedNats
-from tests.integration.helpers import agent_env, finished, start_agent, stop_agents, wait_for
+from tests.integration.helpers import agent_env, finished, host_paths_in, start_agent, stop_agents, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +71,10 @@ async def test_pipeline_resumes_after_a_crash_between_steps(
         stop_agents(procs, 20)
 
     assert events[-1].type == "experiment.completed", [e.type for e in events]
+    # separate work dirs, nothing shared but NATS: artifacts came through the object store, by content
+    assert host_paths_in(events, tmp_path) == []
+    fetched = list((tmp_path / "work" / "evaluation" / "cache" / "artifacts").glob("*.complete"))
+    assert len(fetched) >= 2, "the evaluation agent fetched the base model and the artifacts from the store"
     prune_starts = [d for d in types(events, JobStarted) if d.kind == "prune"]
     assert len(prune_starts) == 1, "the finished pruning step never ran again"
     assert len(types(events, PruneCompleted)) == 1
