@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -61,6 +62,10 @@ class RunRequested(EventData):
         description="Front candidates are re-evaluated on this many items (0: all); unset: no promotion.",
     )
     requested_by: str = "cli"
+    # added without a version bump: an optional field with a default reads every older log unchanged
+    trust_task_code: bool = Field(
+        default=False, description="The user allowed an lm-eval task folder's own Python (--trust-task-code)."
+    )
 
 
 class ModelSpec(BaseModel):
@@ -178,9 +183,84 @@ class DecisionReviewed(EventData):
     comment: str = ""
 
 
+EXCERPT_BYTES = 8 * 1024  # of a prompt or an answer kept in `llm.consulted`
+SHORT_EXCERPT_BYTES = 2 * 1024  # of a follow-up message (the previous answer, the correction)
+MAX_DIGESTED_MESSAGES = 4  # system, context, and on a retry the last answer and the correction
+
+
+def excerpt(text: str, max_bytes: int) -> str:
+    """The start of `text`, at most `max_bytes` of UTF-8 (never a broken character)."""
+    raw = text.encode("utf-8")
+    return text if len(raw) <= max_bytes else raw[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class MessageDigest(BaseModel):
+    """One chat message as the log keeps it: its size and hash, and the start of it. The system
+    prompt is a constant of the code: only its hash is kept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: str = Field(max_length=32)
+    chars: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    excerpt: str = Field(default="", max_length=EXCERPT_BYTES)
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.excerpt) < self.chars
+
+    @classmethod
+    def of(cls, role: str, content: str, max_bytes: int) -> MessageDigest:
+        return cls(role=role[:32], chars=len(content), sha256=sha256_text(content), excerpt=excerpt(content, max_bytes))
+
+
+def digest_messages(messages: Sequence[dict[str, str]]) -> tuple[list[MessageDigest], str]:
+    """The digests `llm.consulted` keeps (system prompt by hash, the context and the last exchange
+    by excerpt) and a hash over the whole conversation as sent."""
+    digests: list[MessageDigest] = []
+    for i, m in enumerate(messages):
+        role, content = str(m.get("role", "")), str(m.get("content", ""))
+        if i >= 2 and i < len(messages) - (MAX_DIGESTED_MESSAGES - 2):
+            continue  # earlier retries: their answers are in earlier llm.consulted events
+        limit = 0 if role == "system" else EXCERPT_BYTES if i < 2 else SHORT_EXCERPT_BYTES
+        digests.append(MessageDigest.of(role, content, limit))
+    whole = json.dumps(list(messages), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return digests, sha256_text(whole)
+
+
 @register
 class LLMConsulted(EventData):
-    """One call to the LLM policy: what it was asked, what it answered, whether that was usable."""
+    """One call to the LLM policy, bounded whatever the history: the prompt by hash, size and
+    excerpt; the answer cut to `EXCERPT_BYTES` with its full size; whether it was usable.
+    `base_url` carries no credentials and `error` no key-like strings (shared/scrub.py)."""
+
+    TYPE = "llm.consulted"
+    VERSION = 2
+    episode: int
+    attempt: int = Field(ge=1)
+    model: str = Field(max_length=512)
+    base_url: str | None = Field(default=None, max_length=2048)
+    messages: list[MessageDigest] = Field(max_length=MAX_DIGESTED_MESSAGES)
+    messages_sent: int = Field(ge=0, description="Messages the call carried (digested: the first two and last two).")
+    conversation_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    answer: str = Field(max_length=EXCERPT_BYTES)
+    answer_chars: int = Field(ge=0)
+    valid: bool
+    error: str | None = Field(default=None, max_length=2000)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_s: float
+
+
+@register
+class LLMConsultedV1(EventData):
+    """Version 1 kept every message whole (it grew with the history) and the base URL as configured.
+    Read as version 2; the credentials scrub applies to old events too."""
 
     TYPE = "llm.consulted"
     episode: int
@@ -213,6 +293,28 @@ class ExperimentCompleted(EventData):
     TYPE = "experiment.completed"
     reason: str
     episodes_run: int
+
+    def upcast(self) -> LLMConsulted:
+        from greenai.shared.scrub import scrub_text, scrub_url
+
+        digests, whole = digest_messages(self.messages)
+        return LLMConsulted(
+            episode=self.episode,
+            attempt=self.attempt,
+            model=self.model[:512],
+            base_url=scrub_url(self.base_url),
+            messages=digests,
+            messages_sent=len(self.messages),
+            conversation_sha256=whole,
+            answer=excerpt(self.answer, EXCERPT_BYTES),
+            answer_chars=len(self.answer),
+            valid=self.valid,
+            error=scrub_text(self.error, 2000) if self.error is not None else None,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            cost_usd=self.cost_usd,
+            latency_s=self.latency_s,
+        )
 
 
 @register

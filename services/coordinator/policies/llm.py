@@ -4,8 +4,10 @@ The prompt carries the model's spec, the hardware, the objective, the Pareto fro
 experiment's history, the skill memory for the model family and the budget left. The answer must be
 JSON of the `LLMAnswer` schema; an invalid answer is sent back with the validation error, and after
 `llm_max_attempts` failures the episode is decided by the fallback policy, with an event saying so.
-Every call is an `llm.consulted` event: messages, answer, model, tokens, cost. The API key is read
-by the client from OPENAI_API_KEY and appears nowhere else.
+Every call is an `llm.consulted` event: the messages by hash, size and excerpt (the context grows
+with the history; the event does not), the answer (cut to a bound), model, tokens, cost. The API key
+is read by the client from OPENAI_API_KEY and appears nowhere else; the base URL is logged without
+credentials and provider errors are scrubbed of key-like strings (shared/scrub.py).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from greenai.events import EventData
-from greenai.events.experiment import LLMConsulted, PolicyFellBack, Step
+from greenai.events.experiment import EXCERPT_BYTES, LLMConsulted, PolicyFellBack, Step, digest_messages, excerpt
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.feasibility import infeasible
 from greenai.services.coordinator.policies.base import Decision, Policy
 from greenai.shared.config import Settings
+from greenai.shared.scrub import scrub_text, scrub_url
 
 METHODS = {
     "quantize": ["autoround", "gptq", "awq", "bnb_int8", "bnb_4bit", "torchao_int8"],
@@ -176,9 +179,9 @@ class LLMPolicy(Policy):
                 if why_not is not None:
                     raise ValueError(f"that configuration cannot run on this model: {why_not}")
             except (ValidationError, ValueError, json.JSONDecodeError) as exc:
-                error = f"{type(exc).__name__}: {exc}"[:1500]
+                error = scrub_text(f"{type(exc).__name__}: {exc}", 1500)
             except Exception as exc:  # the server itself failed: no point asking again with a correction
-                error = f"{type(exc).__name__}: {exc}"[:1500]
+                error = scrub_text(f"{type(exc).__name__}: {exc}", 1500)
                 notes.append(self._note(episode, attempt, messages, text, error, usage, t0))
                 last_error = error
                 break
@@ -193,7 +196,7 @@ class LLMPolicy(Policy):
             last_error = error
             messages = [
                 *messages,
-                {"role": "assistant", "content": text},
+                {"role": "assistant", "content": excerpt(text, EXCERPT_BYTES)},
                 {
                     "role": "user",
                     "content": f"That answer was invalid ({error}). Reply with only the corrected JSON object.",
@@ -234,13 +237,17 @@ class LLMPolicy(Policy):
             if price is not None and prompt_tokens is not None
             else None
         )
+        digests, whole = digest_messages(messages)
         return LLMConsulted(
             episode=episode,
             attempt=attempt,
-            model=self.settings.llm_model,
-            base_url=self.settings.llm_base_url,
-            messages=messages,
-            answer=text[:8000],
+            model=self.settings.llm_model[:512],
+            base_url=scrub_url(self.settings.llm_base_url),
+            messages=digests,
+            messages_sent=len(messages),
+            conversation_sha256=whole,
+            answer=excerpt(text, EXCERPT_BYTES),
+            answer_chars=len(text),
             valid=error is None,
             error=error,
             prompt_tokens=prompt_tokens,
