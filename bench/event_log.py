@@ -24,7 +24,7 @@ from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import start_nats_server
 
 SPEC = ModelSpec(
-    model="m", source="local", location="/m", architecture="LlamaForCausalLM", family="llama",
+    model="m", source="local", location="m", architecture="LlamaForCausalLM", family="llama",
     num_parameters=134_515_008, num_layers=30, hidden_size=576, intermediate_size=1536, num_attention_heads=9,
     num_key_value_heads=3, vocab_size=49152, context_length=8192, dtype="float32", tied_embeddings=True,
     size_bytes=10**8,
@@ -77,7 +77,7 @@ def synthetic_log(total: int) -> list[Envelope]:
                         exp,
                         QuantizeCompleted(
                             job_id=f"{exp}-{ep}", episode=ep, method="autoround", params={"bits": bits},
-                            artifact=Artifact(path="/a", bytes=10**8 * bits // 32, sha256="0" * 64),
+                            artifact=Artifact(sha256="0" * 64, bucket="", bytes=10**8 * bits // 32),
                             bits_per_weight=bits + 0.5, wall_s=1.0, peak_rss_mb=900.0,
                         ),
                         producer="bench",

@@ -89,10 +89,41 @@ class ModelSpec(BaseModel):
     size_bytes: int | None
 
 
+def public_location(source: str, location: str) -> str:
+    """Where a model comes from, without a host path: the Hub id, or the GGUF file's / folder's name."""
+    if source == "hub":
+        return location
+    return location.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or "model"
+
+
 @register
 class SpecInferred(EventData):
+    """The model's specs. Version 2: `spec.location` holds no host path (the Hub id, or a file or
+    folder name); the model travels to other machines as `model.staged`, by content."""
+
+    TYPE = "spec.inferred"
+    VERSION = 2
+    spec: ModelSpec
+
+    @model_validator(mode="after")
+    def _no_host_path(self) -> SpecInferred:
+        loc = self.spec.location
+        bad = loc in ("", ".") or loc.startswith(("/", "~")) or ".." in loc
+        if bad or public_location(self.spec.source, loc) != loc:
+            raise ValueError(f"spec.location {loc[:200]!r} must be a Hub id or a bare file/folder name, not a path")
+        return self
+
+
+@register
+class SpecInferredV1(EventData):
+    """Version 1 named the model's file or folder by host path. Read as version 2 with its name only."""
+
     TYPE = "spec.inferred"
     spec: ModelSpec
+
+    def upcast(self) -> SpecInferred:
+        location = public_location(self.spec.source, self.spec.location)
+        return SpecInferred(spec=self.spec.model_copy(update={"location": location}))
 
 
 @register

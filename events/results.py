@@ -12,7 +12,6 @@ from greenai.events.jobs import JobId
 from greenai.events.registry import register
 
 
-
 class StepCompleted(EventData):
     """A compression step's output artifact (uploaded before this event) and what the step cost."""
 

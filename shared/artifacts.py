@@ -17,7 +17,7 @@ from greenai.events.artifacts import Artifact
 from greenai.events.jobs import ArtifactRef, StepRequested, check_job_id
 from greenai.events.results import StepCompleted
 from greenai.events.subjects import check_experiment_id
-from greenai.shared.artifact_store import ArtifactError, ArtifactStore
+from greenai.shared.artifact_store import ArtifactMismatch, ArtifactMissing, ArtifactStore
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, Measured
 from greenai.shared.model_io import (
@@ -57,7 +57,7 @@ class UsesArtifacts:
         if ref.artifact is not None:
             try:
                 return await self.store().get_folder(ref.artifact)
-            except ArtifactError as exc:
+            except (ArtifactMissing, ArtifactMismatch) as exc:  # final: retrying fetches the same bytes
                 raise JobError(f"source artifact {ref.artifact.sha256[:12]}: {exc}", "invalid") from exc
         try:
             resolved = resolve_bus_model(ref.model, self.settings.allowed_model_roots)

@@ -133,22 +133,11 @@ def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:
 
 
 def load_model(folder: str | Path, **kwargs: Any) -> PreTrainedModel:
-    """`from_pretrained`, also for a QLoRA artifact (adapter + `base/`): its adapter names the base by a
-    path relative to the folder, so the artifact loads wherever it was fetched to."""
-    import json
-
+    """`from_pretrained`; a QLoRA artifact (a 4-bit base with its adapter beside it in one folder) loads
+    with its adapter attached, wherever the folder was fetched to."""
     from transformers import AutoModelForCausalLM
 
-    root = Path(folder)
-    adapter = root / "adapter_config.json"
-    if adapter.is_file():
-        base = json.loads(adapter.read_text()).get("base_model_name_or_path") or ""
-        if base and not Path(base).is_absolute() and (root / base).is_dir():
-            from peft import PeftModel
-
-            model = AutoModelForCausalLM.from_pretrained(str(root / base), **kwargs)
-            return PeftModel.from_pretrained(model, str(root))  # type: ignore[return-value]
-    return AutoModelForCausalLM.from_pretrained(str(root), **kwargs)
+    return AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
 
 
 @contextlib.contextmanager

@@ -14,12 +14,13 @@ from greenai.events.results import (
     EvaluateCompleted,
     Latency,
     LoraCompleted,
+    ModelStaged,
     PruneCompleted,
     QuantizeCompleted,
 )
 
 SPEC = ModelSpec(
-    model="m", source="local", location="/m", architecture="LlamaForCausalLM", family="llama",
+    model="m", source="local", location="m", architecture="LlamaForCausalLM", family="llama",
     num_parameters=1000, num_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
     num_key_value_heads=2, vocab_size=100, context_length=512, dtype="float32", tied_embeddings=True, size_bytes=4000,
 )  # fmt: skip
@@ -39,6 +40,11 @@ def run(exp: str = "e", episodes: int = 2, **more: Any) -> Envelope:
 
 def spec(exp: str = "e") -> Envelope:
     return new_event(exp, SpecInferred(spec=SPEC), producer="t")
+
+
+def staged(exp: str = "e") -> Envelope:
+    """The base model in the object store (the coordinator appends it after `spec.inferred`)."""
+    return new_event(exp, ModelStaged(model="m", artifact=artifact("base"), wall_s=1.0), producer="t", key="staged")
 
 
 def decided(exp: str, n: int, method: str = "autoround", params: dict[str, Any] | None = None) -> Envelope:

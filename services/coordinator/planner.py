@@ -142,8 +142,8 @@ def plan(
 ) -> list[Planned]:
     """Events the log lacks. `decision` is the policy's answer when `wants_decision(state)`."""
     run = state.run
-    if run is None or state.closed or state.spec is None:
-        return []
+    if run is None or state.closed or state.spec is None or state.staged is None:
+        return []  # every job names the base model by content: nothing runs before it is staged
     exp = state.experiment_id
     if state.baseline.failure is not None:
         f = state.baseline.failure

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from greenai.events.experiment import ModelSpec
+from greenai.events.experiment import ModelSpec, public_location
 from greenai.shared.model_io import (
     ResolvedModel,
     count_parameters,
@@ -63,7 +63,7 @@ def infer_spec(reference: str, roots: list[Path] | None = None) -> ModelSpec:
     return ModelSpec(
         model=reference,
         source=model.kind,
-        location=location,
+        location=public_location(model.kind, location),  # no host path in the event
         architecture=_architecture(config),
         family=str(getattr(config, "model_type", "unknown")),
         num_parameters=params,

@@ -4,8 +4,11 @@
   to zero are zeroed again after the merge, so recovery keeps the sparsity it recovers from.
 - `qlora`: a 4-bit NF4 base (bitsandbytes) with the adapter kept beside it, unmerged — merging
   into 4-bit weights would round the update away. The source is quantized to NF4 at load, or used
-  as it is when it already is a bitsandbytes 4-bit artifact. The folder holds the adapter and the
-  base under `base/`; `shared.model_io.load_model(folder)` loads both (peft installed).
+  as it is when it already is a bitsandbytes 4-bit artifact. The folder holds the 4-bit base
+  (`config.json`, weights) and the adapter (`adapter_config.json`, `adapter_model.safetensors`) side by
+  side: `AutoModelForCausalLM.from_pretrained(folder)` loads the base from the folder itself and then
+  its adapter (transformers' "embedded adapter"), so the artifact names no other path and loads
+  wherever it was fetched to.
 """
 
 from __future__ import annotations
@@ -76,33 +79,31 @@ def lora_to_folder(
             tokenizer.save_pretrained(tmp)
             kept_as = "merged"
         else:
-            base_dir = tmp / "base"
             if quant is None:
                 bnb = BitsAndBytesConfig(
                     load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32
                 )
                 model = AutoModelForCausalLM.from_pretrained(src, quantization_config=bnb, device_map=device)
-                model.save_pretrained(base_dir)
+                model.save_pretrained(tmp)
             elif quant.get("quant_method") == "bitsandbytes" and quant.get("load_in_4bit"):
                 model = AutoModelForCausalLM.from_pretrained(src, device_map=device)
-                shutil.copytree(src, base_dir, copy_function=_link_or_copy)
+                shutil.copytree(src, tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
             else:
                 raise JobError(
                     f"qlora trains on a bitsandbytes 4-bit base; this source is {quant.get('quant_method')}-quantized",
                     "unsupported",
                 )
-            tokenizer.save_pretrained(base_dir)
             from peft import prepare_model_for_kbit_training
 
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
             peft_model, result = train_lora(model, tokenizer, texts, config, seed)
             peft_model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            # the adapter names its base relative to the artifact, which travels and loads anywhere
-            # (shared.model_io.load_model resolves it)
+            # the base is this very folder: no host path in the artifact (transformers loads an adapter
+            # embedded beside a complete model from the folder itself, whatever this field says)
             adapter_config = tmp / "adapter_config.json"
             data = json.loads(adapter_config.read_text())
-            data["base_model_name_or_path"] = "base"
+            data["base_model_name_or_path"] = "."
             adapter_config.write_text(json.dumps(data, indent=2))
             kept_as = "adapter"
     written = describe_folder(target_path)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from greenai.events import Envelope
 from greenai.shared.eventstore import EventStore
-from tests.conftest import CACHE
+from tests.conftest import CACHE, REPO
 
 
 def agent_env(nats_url: str, work_dir: Path, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -30,6 +30,18 @@ def agent_env(nats_url: str, work_dir: Path, data_dir: Path, **extra: str) -> di
         **extra,
     )
     return env
+
+
+def coordinator_model(work_dir: Path, model_dir: Path, name: str = "tiny") -> str:
+    """Put a test model under the coordinator's models dir (a link) and return the reference a run names
+    it by: a bare name, so no event carries a host path. Only the coordinator's machine has the model;
+    every other agent gets it from the object store."""
+    models = work_dir / "coordinator" / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    link = models / name
+    if not link.exists():
+        link.symlink_to(model_dir.resolve(), target_is_directory=True)
+    return name
 
 
 def start_agent(name: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
@@ -66,8 +78,9 @@ async def wait_for(
 
 
 def host_paths_in(events: list[Envelope], *roots: Path) -> list[str]:
-    """Events whose JSON names a folder of this machine (a work dir, the test's tmp dir, the test cache)."""
-    needles = [str(r) for r in roots]
+    """Events whose JSON names a folder of this machine: the given roots (the test's tmp dir, the test
+    cache), the home folder, the repository and the interpreter's prefix (where a model package lives)."""
+    needles = [str(r) for r in (*roots, CACHE, Path.home(), REPO, Path(sys.prefix))]
     return [f"{e.type}: {n}" for e in events for n in needles if n in e.model_dump_json()]
 
 

@@ -19,7 +19,15 @@ from greenai.events.jobs import EventRejected, JobStarted
 from greenai.events.results import QuantizeCompleted
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import EmbeddedNats
-from tests.integration.helpers import agent_env, finished, host_paths_in, start_agent, stop_agents, wait_for
+from tests.integration.helpers import (
+    agent_env,
+    coordinator_model,
+    finished,
+    host_paths_in,
+    start_agent,
+    stop_agents,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +52,8 @@ async def test_crashes_restarts_and_garbage_lose_nothing_and_repeat_nothing(
             f"greenai.evt.{exp}.run.requested", b'{"type": "run.requested", "version": 1}', stream=log.stream
         )
 
-        run = RunRequested(model=str(tiny_model_dir), dataset="arc_easy", episodes=2, limit=4)
+        model = coordinator_model(tmp_path / "work", tiny_model_dir)
+        run = RunRequested(model=model, dataset="arc_easy", episodes=2, limit=4)
         await log.append(new_event(exp, run, producer="test", key="run"), expected_last_seq=None)
 
         # 1. SIGKILL the quantization agent in the middle of its first job.

@@ -20,7 +20,15 @@ from greenai.events.jobs import JobStarted, StepRequested
 from greenai.events.results import EvaluateCompleted, LoraCompleted, PruneCompleted, QuantizeCompleted
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import EmbeddedNats
-from tests.integration.helpers import agent_env, finished, host_paths_in, start_agent, stop_agents, wait_for
+from tests.integration.helpers import (
+    agent_env,
+    coordinator_model,
+    finished,
+    host_paths_in,
+    start_agent,
+    stop_agents,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +53,8 @@ async def test_pipeline_resumes_after_a_crash_between_steps(
             Step(kind="lora", method="qlora", params={"steps": 3, "batch_size": 2, "seq_len": 32}),
         ]
     ]
-    run = RunRequested(model=str(tiny_model_dir), dataset="arc_easy", episodes=1, limit=4, policy="plan", plan=plan)
+    model = coordinator_model(tmp_path / "work", tiny_model_dir)
+    run = RunRequested(model=model, dataset="arc_easy", episodes=1, limit=4, policy="plan", plan=plan)
     try:
         await log.append(new_event(exp, run, producer="test", key="run"))
         await wait_for(

@@ -15,7 +15,15 @@ from greenai.events.jobs import JobFailed
 from greenai.events.results import EvaluateCompleted
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import EmbeddedNats
-from tests.integration.helpers import agent_env, finished, start_agent, stop_agents, wait_for
+from tests.integration.helpers import (
+    agent_env,
+    coordinator_model,
+    finished,
+    host_paths_in,
+    start_agent,
+    stop_agents,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 POLICIES = ["tpe", "nsga2", "random", "bandit"]
@@ -27,10 +35,11 @@ async def test_every_search_policy_runs_a_real_experiment(
     env = agent_env(server.url, tmp_path / "work", data_dir)
     names = ("coordinator", "quantization", "pruning", "lora", "evaluation")
     procs: dict[str, subprocess.Popen[bytes]] = {n: start_agent(n, env, tmp_path / "logs") for n in names}
+    model = coordinator_model(tmp_path / "work", tiny_model_dir)
     try:
         for policy in POLICIES:
             run = RunRequested(
-                model=str(tiny_model_dir), dataset="arc_easy", episodes=2, limit=2, policy=policy, space="cpu-fast",
+                model=model, dataset="arc_easy", episodes=2, limit=2, policy=policy, space="cpu-fast",
                 seed=3, calibration_samples=4, calibration_seq_len=32,
             )  # fmt: skip
             await log.append(new_event(f"pol-{policy}", run, producer="test", key="run"), expected_last_seq=0)
@@ -39,6 +48,11 @@ async def test_every_search_policy_runs_a_real_experiment(
         )
     finally:
         stop_agents(procs)
+    # separate work dirs, nothing shared but NATS: the base model and every artifact came by content
+    assert host_paths_in([e for h in histories for e in h], tmp_path) == []
+    for name in ("quantization", "evaluation"):
+        fetched = list((tmp_path / "work" / name / "cache" / "artifacts").glob("*.complete"))
+        assert fetched, f"the {name} agent's cache started empty and was filled from the object store"
     for policy, events in zip(POLICIES, histories, strict=True):
         decisions = [e.data for e in events if isinstance(e.data, EpisodeDecided)]
         assert [d.policy for d in decisions] == [policy, policy], policy

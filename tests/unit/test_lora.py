@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,8 @@ import pytest
 from greenai.services.lora.job import lora_to_folder
 from greenai.services.pruning.job import prune_to_folder
 from greenai.services.quantization.job import quantize_to_folder
+from greenai.shared.artifact_store import ArtifactStore
+from greenai.shared.eventstore import EventStore
 from greenai.shared.jobs import JobError
 
 FAST = {"steps": 12, "batch_size": 2, "seq_len": 32, "learning_rate": 5e-3}
@@ -33,8 +38,8 @@ def test_lora_on_a_pruned_model_learns_merges_and_keeps_its_zeros(
         assert float((w == 0).float().mean()) == pytest.approx(0.5, abs=0.01), f"{name} lost its sparsity in the merge"
 
 
-def test_qlora_keeps_an_adapter_over_a_4bit_base_and_loads(
-    tiny_model_dir: Path, data_dir: Path, tmp_path: Path
+async def test_qlora_artifact_is_self_contained_and_loads_wherever_it_is_fetched_to(
+    store: EventStore, tiny_model_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -43,10 +48,20 @@ def test_qlora_keeps_an_adapter_over_a_4bit_base_and_loads(
     )
     out = lora_to_folder("qlora", FAST, str(tmp_path / "q"), str(tmp_path / "a"), str(data_dir), 4, 0, "cpu")
     assert out["metrics"]["merged"] is False
-    assert (tmp_path / "a" / "adapter_config.json").is_file() and (tmp_path / "a" / "base" / "config.json").is_file()
-    model = AutoModelForCausalLM.from_pretrained(tmp_path / "a")
-    tok = AutoTokenizer.from_pretrained(tmp_path / "a")
+    adapter = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == "."
+    assert str(tmp_path) not in "".join(p.read_text(errors="ignore") for p in (tmp_path / "a").glob("*.json"))
+    # through the object store to another machine's cache; the producing folder is gone
+    uploader = ArtifactStore(store.js, f"b{uuid.uuid4().hex[:8]}", tmp_path / "cache-1")
+    artifact = await uploader.put_folder(tmp_path / "a")
+    shutil.rmtree(tmp_path / "a")
+    shutil.rmtree(tmp_path / "q")
+    other = ArtifactStore(store.js, uploader.bucket, tmp_path / "elsewhere" / "cache")
+    folder = await other.get_folder(artifact)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
     assert getattr(model, "peft_config", None), "the adapter is attached"
+    assert model.config.quantization_config.load_in_4bit
     ids = tok("Hello", return_tensors="pt")
     assert model.generate(**ids, max_new_tokens=2, do_sample=False).shape[1] == ids.input_ids.shape[1] + 2
 

@@ -33,8 +33,15 @@ def test_nothing_happens_before_the_spec_is_known() -> None:
     assert keys([f.run()]) == []
 
 
+def test_nothing_runs_before_the_base_model_is_staged_and_every_base_ref_names_it() -> None:
+    assert keys([f.run(), f.spec()], QUANT) == []
+    (baseline,) = plan(fold_experiment("e", [f.run(), f.spec(), f.staged()]), None, "grid")
+    assert isinstance(baseline.data, EvaluateRequested)
+    assert baseline.data.target.kind == "base" and baseline.data.target.artifact == f.artifact("base")
+
+
 def test_the_baseline_is_evaluated_before_the_first_decision() -> None:
-    events = [f.run(), f.spec()]
+    events = [f.run(), f.spec(), f.staged()]
     assert not wants_decision(fold_experiment("e", events))
     assert keys(events, QUANT) == ["baseline:evaluate"]
     events += [f.evaluate_requested("e", 0), f.evaluated("e", 0, 0.6, 2, 2, 2)]
@@ -43,13 +50,13 @@ def test_the_baseline_is_evaluated_before_the_first_decision() -> None:
 
 
 def test_a_refused_baseline_ends_the_run_before_any_compression() -> None:
-    events = [f.run(), f.spec(), f.evaluate_requested("e", 0), f.failed("e", "e-ep0-evaluate", 0)]
+    events = [f.run(), f.spec(), f.staged(), f.evaluate_requested("e", 0), f.failed("e", "e-ep0-evaluate", 0)]
     assert not wants_decision(fold_experiment("e", events))
     assert keys(events, QUANT) == ["failed"]
 
 
 def test_a_decision_becomes_a_job_then_an_evaluation() -> None:
-    events = [f.run(), f.spec(), f.evaluate_requested("e", 0), f.decided("e", 1)]
+    events = [f.run(), f.spec(), f.staged(), f.evaluate_requested("e", 0), f.decided("e", 1)]
     planned = plan(fold_experiment("e", events), None, "grid")
     assert [p.key for p in planned] == ["episode:1:step:0"]
     assert isinstance(planned[0].data, QuantizeRequested)
@@ -65,6 +72,7 @@ def test_one_episode_at_a_time_and_completion_after_the_last() -> None:
     events = [
         f.run(episodes=1),
         f.spec(),
+        f.staged(),
         f.evaluate_requested("e", 0),
         f.decided("e", 1),
         f.quantize_requested("e", 1),
@@ -83,6 +91,7 @@ def test_a_failed_episode_lets_the_run_move_on() -> None:
     events = [
         f.run(),
         f.spec(),
+        f.staged(),
         f.evaluate_requested("e", 0),
         f.evaluated("e", 0, 0.6, 2, 2, 2),
         f.decided("e", 1),
@@ -93,7 +102,7 @@ def test_a_failed_episode_lets_the_run_move_on() -> None:
 
 
 def test_a_failed_baseline_fails_the_experiment() -> None:
-    events = [f.run(), f.spec(), f.evaluate_requested("e", 0), f.failed("e", "e-ep0-evaluate", 0)]
+    events = [f.run(), f.spec(), f.staged(), f.evaluate_requested("e", 0), f.failed("e", "e-ep0-evaluate", 0)]
     planned = plan(fold_experiment("e", events), QUANT, "grid")
     assert [p.key for p in planned] == ["failed"]
     assert isinstance(planned[0].data, ExperimentFailed)
@@ -101,7 +110,7 @@ def test_a_failed_baseline_fails_the_experiment() -> None:
 
 def test_a_closed_experiment_plans_nothing() -> None:
     closed = new_event("e", ExperimentCompleted(reason="done", episodes_run=0), producer="t")
-    assert keys([f.run(), f.spec(), closed], QUANT) == []
+    assert keys([f.run(), f.spec(), f.staged(), closed], QUANT) == []
 
 
 def test_a_pipeline_runs_its_steps_in_order_on_each_others_output() -> None:
@@ -110,7 +119,7 @@ def test_a_pipeline_runs_its_steps_in_order_on_each_others_output() -> None:
         Step(kind="quantize", method="autoround", params={"bits": 4}),
         Step(kind="lora", method="lora", params={"steps": 10}),
     ]
-    events = [f.run(), f.spec(), f.evaluate_requested("e", 0), f.pipeline("e", 1, steps)]
+    events = [f.run(), f.spec(), f.staged(), f.evaluate_requested("e", 0), f.pipeline("e", 1, steps)]
     planned = plan(fold_experiment("e", events), None, "grid")
     assert [p.key for p in planned] == ["episode:1:step:0"]
     first = planned[0].data
@@ -137,6 +146,7 @@ def test_a_failed_step_fails_the_episode_and_the_rest_never_runs() -> None:
     events = [
         f.run(),
         f.spec(),
+        f.staged(),
         f.evaluate_requested("e", 0),
         f.evaluated("e", 0, 0.6, 2, 2, 2),
         f.pipeline("e", 1, steps),
@@ -157,13 +167,13 @@ def test_decisions_must_be_consistent() -> None:
 
 def test_grid_policy_walks_the_grid_skipping_what_was_tried() -> None:
     policy = GridPolicy()
-    state = fold_experiment("e", [f.run(), f.spec()])
+    state = fold_experiment("e", [f.run(), f.spec(), f.staged()])
     first = policy.decide(state, SkillMemory(skills=[]))
     assert first.steps == GRID[0].steps
-    state = fold_experiment("e", [f.run(), f.spec(), f.pipeline("e", 1, list(GRID[0].steps))])
+    state = fold_experiment("e", [f.run(), f.spec(), f.staged(), f.pipeline("e", 1, list(GRID[0].steps))])
     second = policy.decide(state, SkillMemory(skills=[]))
     assert second.steps == GRID[1].steps
-    events = [f.run(), f.spec()] + [f.pipeline("e", i + 1, list(d.steps)) for i, d in enumerate(GRID)]
+    events = [f.run(), f.spec(), f.staged()] + [f.pipeline("e", i + 1, list(d.steps)) for i, d in enumerate(GRID)]
     assert policy.decide(fold_experiment("e", events), SkillMemory(skills=[])).action == "end"
     assert any(len(d.steps) == 3 for d in GRID), "the grid explores a prune → quantize → LoRA pipeline"
 
@@ -172,7 +182,7 @@ def _interactive_events() -> list:
     run = new_event(
         "e", RunRequested(model="m", dataset="arc_easy", episodes=1, interactive=True), producer="t", key="run"
     )
-    return [run, f.spec(), f.evaluate_requested("e", 0), f.evaluated("e", 0, 0.6, 2, 2, 2)]
+    return [run, f.spec(), f.staged(), f.evaluate_requested("e", 0), f.evaluated("e", 0, 0.6, 2, 2, 2)]
 
 
 def test_interactive_runs_propose_then_wait_for_a_person() -> None:
@@ -220,7 +230,13 @@ def test_an_edited_decision_runs_the_persons_steps() -> None:
 def test_front_candidates_are_promoted_to_a_larger_evaluation_once() -> None:
     from greenai.events.results import EvaluateCompleted
 
-    events = [f.run(episodes=2, promote_limit=50), f.spec(), f.evaluate_requested("e", 0), f.decided("e", 1)]
+    events = [
+        f.run(episodes=2, promote_limit=50),
+        f.spec(),
+        f.staged(),
+        f.evaluate_requested("e", 0),
+        f.decided("e", 1),
+    ]
     events += [f.quantize_requested("e", 1), f.quantized("e", 1), f.evaluate_requested("e", 1)]
     events += [f.evaluated("e", 0, 0.6, 50, 500, 4000), f.evaluated("e", 1, 0.3, 60, 600, 5000)]  # 1 is dominated
     planned = plan(fold_experiment("e", events), QUANT, "grid")
@@ -248,7 +264,13 @@ def test_front_candidates_are_promoted_to_a_larger_evaluation_once() -> None:
 
 
 def test_no_promotion_unless_asked_or_when_already_on_all_items() -> None:
-    events = [f.run(episodes=1), f.spec(), f.evaluate_requested("e", 0), f.evaluated("e", 0, 0.6, 50, 500, 4000)]
+    events = [
+        f.run(episodes=1),
+        f.spec(),
+        f.staged(),
+        f.evaluate_requested("e", 0),
+        f.evaluated("e", 0, 0.6, 50, 500, 4000),
+    ]
     assert not any(k.endswith("promote") for k in keys(events, QUANT))
     events[0] = f.run(episodes=1, promote_limit=3)  # the run's subset is 5 items already
     assert not any(k.endswith("promote") for k in keys(events, QUANT))

@@ -130,6 +130,7 @@ def test_patience_stops_a_run_that_no_longer_improves_the_front() -> None:
     events = [
         run(patience=2),
         f.spec(),
+        f.staged(),
         f.evaluate_requested("e", 0),
         f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500),
     ]
