@@ -23,7 +23,8 @@ from greenai.shared.logging import get_logger
 
 T = TypeVar("T")
 State = Literal["connecting", "connected", "disconnected", "closed"]
-Listener = Callable[[State, float | None], None]
+Change = Literal["disconnected", "reconnected", "closed"]
+Listener = Callable[[Change, float | None], None]
 
 # Errors after which the same request may succeed once the client is back (or JetStream has a
 # leader again): timeouts, no responders (JetStream not ready), a reconnecting or stale
@@ -81,7 +82,7 @@ class ConnectionWatch:
         """`listener(state, outage_s)`: called on 'disconnected' (None) and 'reconnected' (seconds down)."""
         self.listeners.append(listener)
 
-    def _notify(self, state: State, outage_s: float | None) -> None:
+    def _notify(self, state: Change, outage_s: float | None) -> None:
         for listener in list(self.listeners):
             try:
                 listener(state, outage_s)
@@ -147,6 +148,8 @@ class ConnectionWatch:
                 return await self._attempt(op)
             except nats.errors.ConnectionClosedError as exc:
                 raise self.unavailable(what, 0.0, exc) from None
+            except PermissionError:  # an OSError, but a refusal: asking again changes nothing
+                raise
             except TRANSIENT as exc:
                 now = time.monotonic()
                 first_failure = first_failure or now

@@ -24,13 +24,17 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, BadRequestError, NotFoundError, ServerError
+from nats.js.errors import APIError, NotFoundError
 
 from greenai.events import Envelope, MalformedEvent, decode
 from greenai.events.subjects import PREFIX, all_events, experiment_filter, experiment_of_subject
 from greenai.shared.connection import TRANSIENT, ConnectionWatch, NatsUnavailable, quiet_nats_logging
+from greenai.shared.stream_settings import StreamLimits, StreamMismatch, reconcile_stream, stream_config
 
-__all__ = ["ConcurrencyError", "EventStore", "EventTooLarge", "NatsUnavailable", "PermissionDenied", "StreamLimits"]
+__all__ = [
+    "ConcurrencyError", "EventStore", "EventTooLarge", "NatsUnavailable", "PermissionDenied", "StreamLimits",
+    "StreamMismatch",
+]  # fmt: skip
 
 WRONG_LAST_SEQUENCE = 10071
 MESSAGE_TOO_LARGE = 10054
@@ -48,16 +52,6 @@ class PermissionDenied(PermissionError):
 
 class EventTooLarge(ValueError):
     """An event over the size limit: refused before it is sent, so the log never holds it."""
-
-
-@dataclass(frozen=True)
-class StreamLimits:
-    """What the stream holds at most; reconciled onto an existing stream at start."""
-
-    max_msg_bytes: int = 512 * 1024
-    max_bytes: int | None = None
-    max_age_s: float | None = None
-    replicas: int = 1
 
 
 _DENIED = re.compile(r'Permissions Violation for Publish to "([^"]+)"', re.IGNORECASE)
@@ -96,9 +90,11 @@ class AppendResult:
     duplicate: bool
 
 
-class StreamMismatch(RuntimeError):
-    """The stream exists with a setting the server will not change (e.g. storage type, or replicas
-    beyond the cluster's size); the message names it."""
+class _Interrupted(Exception):
+    """A replay cut short by a reconnect or a stall: start again after the last message."""
+
+
+REPLAY_RETRYABLE: tuple[type[BaseException], ...] = (*TRANSIENT, _Interrupted)
 
 
 class EventStore:
@@ -227,60 +223,14 @@ class EventStore:
                 await asyncio.wait_for(self.nc.close(), timeout=5.0)
 
     def stream_config(self) -> api.StreamConfig:
-        limits = self.limits
-        return api.StreamConfig(
-            name=self.stream,
-            subjects=[all_events()],
-            storage=api.StorageType.FILE,
-            retention=api.RetentionPolicy.LIMITS,
-            duplicate_window=self.duplicate_window_s,
-            allow_direct=True,
-            max_msg_size=limits.max_msg_bytes,
-            max_bytes=limits.max_bytes if limits.max_bytes is not None else -1,
-            max_age=limits.max_age_s if limits.max_age_s is not None else 0,
-            num_replicas=limits.replicas,
-        )
+        return stream_config(self.stream, self.duplicate_window_s, self.limits)
 
     async def ensure_stream(self) -> None:
         """Create the stream, or reconcile an existing one's settings (duplicate window, limits,
         replicas, subjects). What the server cannot change (storage, retention) raises
         `StreamMismatch` naming the setting, instead of running on a log that is not what we think."""
-        await self.watch.retrying("create or reconcile the stream", self._ensure_stream_once)
-
-    async def _ensure_stream_once(self) -> None:
         config = self.stream_config()
-        try:
-            info = await self.js.stream_info(self.stream)
-        except NotFoundError:
-            try:
-                await self.js.add_stream(config)
-                return
-            except (BadRequestError, ServerError) as exc:  # "already in use": created by another process
-                if "already in use" not in str(exc.description):
-                    raise StreamMismatch(f"cannot create stream {self.stream}: {exc.description}") from exc
-            info = await self.js.stream_info(self.stream)
-        have = info.config
-        fixed = {"storage": (have.storage, config.storage), "retention": (have.retention, config.retention)}
-        for setting, (current, wanted) in fixed.items():
-            if current is not None and current != wanted:
-                raise StreamMismatch(
-                    f"stream {self.stream} has {setting} {getattr(current, 'value', current)}; we need "
-                    f"{getattr(wanted, 'value', wanted)}, which the server cannot change in place: "
-                    "move the events to a new stream (greenai export / import) or delete this one"
-                )
-        wanted_t = (config.duplicate_window, config.max_msg_size, config.max_bytes, config.max_age, config.num_replicas)
-        current_t = (have.duplicate_window, have.max_msg_size, have.max_bytes, have.max_age, have.num_replicas)
-        if wanted_t != current_t or sorted(have.subjects or []) != sorted(config.subjects or []):
-            # keep what we do not manage (e.g. allow_direct set by an operator) and change the rest
-            try:
-                await self.js.update_stream(config)
-            except (BadRequestError, NotFoundError, ServerError) as exc:
-                raise StreamMismatch(
-                    f"stream {self.stream} exists with settings that cannot be changed to ours "
-                    f"(replicas {have.num_replicas}->{config.num_replicas}, duplicate window "
-                    f"{have.duplicate_window}->{config.duplicate_window} s, max_msg_size "
-                    f"{have.max_msg_size}->{config.max_msg_size}): {exc.description}"
-                ) from exc
+        await self.watch.retrying("create or reconcile the stream", lambda: reconcile_stream(self.js, config))
 
     def _check_size(self, event: Envelope) -> bytes:
         body = event.encode()
@@ -329,7 +279,8 @@ class EventStore:
             self.js.publish(event.subject, body, stream=self.stream, headers=headers, timeout=PUBLISH_TIMEOUT_S)
         )
         try:
-            await asyncio.wait({publish, denied}, return_when=asyncio.FIRST_COMPLETED)
+            waiters: set[asyncio.Future[Any]] = {publish, denied}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if denied.done() and not publish.done():
                 publish.cancel()
                 raise PermissionDenied(f"the server refused {event.type}: {denied.result()}")
@@ -401,7 +352,7 @@ class EventStore:
                     last = msg.metadata.sequence.stream
                     yield msg
                 return
-            except (*TRANSIENT, _Interrupted) as exc:
+            except REPLAY_RETRYABLE as exc:
                 now = asyncio.get_running_loop().time()
                 failed_since = failed_since or now
                 down = max(now - failed_since, self.watch.outage_s())
@@ -502,7 +453,3 @@ class EventStore:
                     await sub.unsubscribe()
             while not queue.empty():  # left over from the old consumer: the new one sends them again
                 queue.get_nowait()
-
-
-class _Interrupted(Exception):
-    """A replay cut short by a reconnect or a stall: start again after the last message."""

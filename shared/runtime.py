@@ -136,7 +136,7 @@ class JobWorker:
         self.instance = instance or instance_id(spec.agent)
         self.log = get_logger(spec.agent).bind(instance=self.instance, consumer=spec.durable)
 
-    async def subscribe(self) -> object:
+    async def subscribe(self) -> Any:
         config = api.ConsumerConfig(
             durable_name=self.spec.durable,
             ack_policy=api.AckPolicy.EXPLICIT,

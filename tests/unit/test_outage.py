@@ -125,3 +125,24 @@ def test_an_agent_exits_non_zero_with_one_line_when_nats_stays_away(node: NatsNo
     assert "exiting: NATS unavailable" in last and "outage budget of 3 s" in last
     assert 2.5 <= elapsed < 20
     assert sum("NATS unreachable, retrying" in line for line in rest.splitlines()) == 1
+
+
+async def test_tail_follows_the_log_across_a_server_restart(node: NatsNode, store: EventStore) -> None:
+    seen: list[int] = []
+
+    async def follow() -> None:
+        async for item in store.tail(from_start=True):
+            seen.append(item.seq)
+
+    task = asyncio.create_task(follow())
+    try:
+        await store.append(req("t", "1"))
+        node.kill()
+        await asyncio.get_running_loop().run_in_executor(None, node.start)
+        await store.append(req("t", "2"))
+        async with asyncio.timeout(15):
+            while len(seen) < 2:
+                await asyncio.sleep(0.1)
+        assert seen == [1, 2]
+    finally:
+        task.cancel()
