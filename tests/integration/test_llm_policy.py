@@ -97,12 +97,12 @@ async def test_two_llm_episodes_with_validation_retry_and_fallback(
     assert [d.episode for d in decisions] == [1, 2]
     assert {c.episode for c in calls} == {1, 2}, "the LLM was consulted for both episodes"
     for c in calls:
-        assert c.model == model_id and c.messages[0]["role"] == "system"
+        assert c.model == model_id and c.messages[0].role == "system"
         assert c.valid or c.error  # an invalid answer says why
         assert c.prompt_tokens and c.completion_tokens and c.cost_usd is not None
     retried = [c for c in calls if c.attempt == 2]
     if retried:  # a retry carries the validation error back to the model
-        assert "invalid" in retried[0].messages[-1]["content"]
+        assert "invalid" in retried[0].messages[-1].excerpt
     for n in (1, 2):
         episode_calls = [c for c in calls if c.episode == n]
         decision = decisions[n - 1]

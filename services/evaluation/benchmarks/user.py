@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from jinja2 import Environment, meta
+from jinja2 import TemplateError, meta
+from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, Doc, mean_metrics, read_jsonl
+from greenai.services.evaluation.benchmarks.task_code import check_task_folder
 
 
 class UserBenchmarkSpec(BaseModel):
@@ -48,7 +50,16 @@ def load_spec(jsonl: Path) -> UserBenchmarkSpec:
         raise BenchmarkDataError(f"{path}: {problems}") from exc
 
 
-def _check(doc: Any, spec: UserBenchmarkSpec, fields: set[str], where: str) -> Doc:
+def _render(template: Any, doc: dict[str, Any], where: str) -> str:
+    """The row's prompt, rendered here in Jinja's sandbox: lm-eval would render a template with a plain
+    Environment, where `{{ cycler.__init__.__globals__.os... }}` runs code. Only text reaches lm-eval."""
+    try:
+        return str(template.render(**doc))
+    except TemplateError as exc:  # SecurityError included: unsafe attribute access is refused
+        raise BenchmarkDataError(f"{where}: the prompt cannot be rendered safely ({exc})") from exc
+
+
+def _check(doc: Any, spec: UserBenchmarkSpec, fields: set[str], where: str, template: Any) -> Doc:
     if not isinstance(doc, dict):
         raise BenchmarkDataError(f"{where}: a row must be a JSON object")
     needed = fields | {spec.answer_field} | ({spec.choices_field} if spec.type == "multiple_choice" else set())
@@ -59,7 +70,7 @@ def _check(doc: Any, spec: UserBenchmarkSpec, fields: set[str], where: str) -> D
     if spec.type == "exact_match":
         if not isinstance(answer, str | int | float):
             raise BenchmarkDataError(f"{where}: field {spec.answer_field!r} must be text or a number")
-        return {"row": doc, "target": str(answer)}
+        return {"prompt": _render(template, doc, where), "target": str(answer)}
     choices = doc[spec.choices_field]
     if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
         raise BenchmarkDataError(f"{where}: field {spec.choices_field!r} must be a list of at least two strings")
@@ -75,7 +86,7 @@ def _check(doc: Any, spec: UserBenchmarkSpec, fields: set[str], where: str) -> D
         gold = choices.index(answer)
     else:
         raise BenchmarkDataError(f"{where}: field {spec.answer_field!r} = {answer!r} is not one of the choices")
-    return {"row": doc, "choices": choices, "gold": gold}
+    return {"prompt": _render(template, doc, where), "choices": choices, "gold": gold}
 
 
 def jsonl_benchmark(path: Path) -> Benchmark:
@@ -83,16 +94,17 @@ def jsonl_benchmark(path: Path) -> Benchmark:
     if not path.is_file():
         raise FileNotFoundError(f"benchmark file {path} not found")
     spec = load_spec(path)
-    env = Environment()
+    env = SandboxedEnvironment()
     try:
         fields = meta.find_undeclared_variables(env.parse(spec.prompt))
+        compiled = env.from_string(spec.prompt)
     except Exception as exc:  # jinja's TemplateSyntaxError and friends
         raise BenchmarkDataError(f"{_spec_file(path)}: field 'prompt' is not a valid template ({exc})") from exc
-    # the prompt is written over a row's fields; the task's documents are {row, choices, gold} / {row, target}
-    template = "".join(f"{{% set {f} = row[{f!r}] %}}" for f in sorted(fields)) + spec.prompt
+    # documents carry the prompt already rendered: {prompt, choices, gold} / {prompt, target}
+    template = "{{prompt}}"
 
     def load(_: Path) -> list[Doc]:
-        docs = [_check(d, spec, fields, f"{path}, line {n}") for n, d in enumerate(read_jsonl(path), 1)]
+        docs = [_check(d, spec, fields, f"{path}, line {n}", compiled) for n, d in enumerate(read_jsonl(path), 1)]
         if not docs:
             raise BenchmarkDataError(f"{path}: no rows")
         return docs
@@ -127,10 +139,19 @@ def jsonl_benchmark(path: Path) -> Benchmark:
     )  # fmt: skip
 
 
-def lm_eval_folder_benchmark(folder: Path) -> Benchmark:
+def _check_task_code(folder: Path, yamls: list[Path], trust_code: bool) -> None:
+    """lm-eval runs the Python a task YAML names with `!function`, outside any sandbox, and follows
+    `include:` wherever it points: refuse code unless the user trusted it at the CLI (recorded in the run
+    request), and includes outside the folder always. Every YAML under the folder and every included
+    file is read (services/evaluation/benchmarks/task_code.py)."""
+    check_task_folder(folder, trust_code)
+
+
+def lm_eval_folder_benchmark(folder: Path, trust_code: bool = False) -> Benchmark:
     """An lm-eval task folder: lm-eval reads its YAML itself (and its dataset, from the Hub or local files)."""
     folder = folder.expanduser().resolve()
     yamls = sorted(folder.glob("*.yaml"))
+    _check_task_code(folder, yamls, trust_code)
     tasks = []
     for y in yamls:
         try:
@@ -163,10 +184,10 @@ class _IgnoreTags(yaml.SafeLoader):
 _IgnoreTags.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
-def user_benchmark(name: str) -> Benchmark:
+def user_benchmark(name: str, trust_code: bool = False) -> Benchmark:
     path = Path(name)
     if path.is_dir():
-        return lm_eval_folder_benchmark(path)
+        return lm_eval_folder_benchmark(path, trust_code)
     if path.suffix == ".jsonl":
         return jsonl_benchmark(path)
     raise FileNotFoundError(f"{name}: not a .jsonl file or an lm-eval task folder")
