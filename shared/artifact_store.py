@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nats.js import JetStreamContext, api
-from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
+from nats.js.errors import BucketNotFoundError, DigestMismatchError, NotFoundError, ObjectNotFoundError
 
 from greenai.events.artifacts import Artifact, ArtifactFile, check_relative_path
 
@@ -195,8 +195,8 @@ class ArtifactStore:
                 await obs.get(f.sha256, writeinto=handle)  # type: ignore[attr-defined]
         except (ObjectNotFoundError, NotFoundError) as exc:
             raise ArtifactMissing(f"file {f.path} ({f.sha256[:12]}) is not in bucket {self.bucket}") from exc
-        except Exception as exc:  # nats-py's own digest check, a broken chunk stream
-            raise ArtifactMismatch(f"file {f.path} could not be fetched whole: {type(exc).__name__} {exc}") from exc
+        except DigestMismatchError as exc:  # the stored chunks do not hash to the stored digest
+            raise ArtifactMismatch(f"file {f.path}: its chunks do not match their recorded digest") from exc
         size = dest.stat().st_size
         digest = await asyncio.to_thread(file_sha256, dest)
         if size != f.bytes or digest != f.sha256:

@@ -67,6 +67,7 @@ def permissions(role: str, stream: str, bucket: str, produces: tuple[str, ...] |
     # reading the log: stream info, ephemeral ordered consumers and their flow control, direct gets
     publish += [
         f"{api}.INFO",
+        f"{api}.STREAM.NAMES",  # nats-py finds a subject's stream by name lookup
         f"{api}.STREAM.INFO.{stream}",
         f"{api}.CONSUMER.CREATE.{stream}",
         f"{api}.CONSUMER.INFO.{stream}.*",

@@ -97,7 +97,7 @@ async def test_forbidden_publishes_are_refused_and_nothing_is_appended(
             start = loop.time()
             with pytest.raises(PermissionDenied):
                 await store.append(new_event(f"forged-{role}", data, producer=role))
-            assert loop.time() - start < 3, "a refusal is reported at once, not after a timeout"
+            assert loop.time() - start < 10, "a refusal is reported at once, not after the outage budget"
         finally:
             await store.close()
         assert (await admin.read(f"forged-{role}")).events == []
