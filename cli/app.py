@@ -25,7 +25,11 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from greenai.cli.agents import AGENTS, run_agent, spawn_agent, stop_all
+from greenai.cli.artifacts import gc, pull
+from greenai.cli.auth import auth_app
+from greenai.cli.cluster import cluster_app
 from greenai.cli.render import describe, front_table
+from greenai.cli.staging import stage_benchmark, stage_model
 from greenai.events import MalformedEvent, decode, new_event
 from greenai.events.experiment import (
     DecisionProposed,
@@ -42,15 +46,19 @@ from greenai.projections.experiment import fold_experiment
 from greenai.projections.export import summary, write_experiment_folder
 from greenai.projections.pareto import pareto_front
 from greenai.projections.skills import skill_memory
-from greenai.shared.bus import Bus, ensure_nats, open_store
+from greenai.shared.bus import Bus, ensure_log, ensure_nats, open_store
 from greenai.shared.config import ConfigError, Settings, load_settings
-from greenai.shared.eventstore import ConcurrencyError, EventStore, History, StoredEvent
-from greenai.shared.logging import configure_logging
+from greenai.shared.eventstore import ConcurrencyError, EventStore, History, NatsUnavailable, StoredEvent
+from greenai.shared.logging import configure_logging, get_logger
 
 app = typer.Typer(
     help="GreenAI: agentic compression of LLMs, driven by an event log on NATS JetStream.", no_args_is_help=True
 )
 console = Console()
+app.add_typer(auth_app, name="auth")
+app.command("pull")(pull)
+app.command("gc")(gc)
+app.add_typer(cluster_app, name="cluster")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Benchmark files (GREENAI_DATA_DIR).")]
 WorkDir = Annotated[
@@ -69,19 +77,16 @@ def _settings(
         raise typer.Exit(2) from exc
 
 
-def _check_benchmarks(dataset: str, secondary: list[str]) -> None:
-    """Refuse an unknown or malformed benchmark here, before anything is logged or started."""
-    from greenai.services.evaluation.benchmarks.auto import benchmark
-    from greenai.services.evaluation.benchmarks.base import BenchmarkDataError, UnknownBenchmarkError
+def _check_benchmarks(
+    dataset: str, secondary: list[str], trust_code: bool = False, data_dir: Path | None = None
+) -> None:
+    """Refuse an unknown or malformed benchmark here, before anything is logged or started: the same
+    check the coordinator makes on every run request (services/coordinator/admission.py)."""
+    from greenai.services.coordinator.admission import Refused, check_benchmarks
 
     try:
-        for name in (dataset, *secondary):
-            bench = benchmark(name)
-            if name == dataset and not bench.bounded:
-                raise BenchmarkDataError(
-                    f"{name} scores {bench.metric} (lower is better): use it with --secondary, not as --dataset"
-                )
-    except (UnknownBenchmarkError, BenchmarkDataError, FileNotFoundError) as exc:
+        check_benchmarks(dataset, secondary, data_dir, trust_code)
+    except Refused as exc:
         console.print(f"[red]bad benchmark:[/red] {exc}")
         raise typer.Exit(2) from exc
 
@@ -138,6 +143,12 @@ def run(
         Path | None, typer.Option(help="JSON file: a list of episodes, each a list of {kind, method, params} steps.")
     ] = None,
     seed: int = 0,
+    trust_task_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-task-code", help="Allow an lm-eval task folder's own Python ('!function'); recorded in the run."
+        ),
+    ] = False,
     name: Annotated[str | None, typer.Option(help="Experiment id (default: generated).")] = None,
     agents: Annotated[
         bool | None,
@@ -151,8 +162,11 @@ def run(
 ) -> None:
     """Request an experiment, follow it episode by episode, then show the Pareto front."""
     settings = _settings(data_dir, work_dir, nats_url)
-    _check_benchmarks(dataset, secondary or [])
+    _check_benchmarks(dataset, secondary or [], trust_task_code, settings.data_dir)
     experiment_id = name or _new_experiment_id(model, dataset)
+    model = stage_model(model, settings)
+    dataset = stage_benchmark(dataset, settings)
+    secondary = [stage_benchmark(s, settings) for s in secondary or []]
     try:
         check_experiment_id(experiment_id)
     except ValueError as exc:
@@ -173,7 +187,7 @@ def run(
         request = RunRequested(
             model=model, dataset=dataset, episodes=episodes, policy=policy, limit=limit, seed=seed, plan=steps,
             objective=objective, patience=patience, time_budget_h=time_budget_h, interactive=interactive,
-            secondary=secondary or [], promote_limit=promote_limit, space=space,
+            secondary=secondary or [], promote_limit=promote_limit, space=space, trust_task_code=trust_task_code,
         )  # fmt: skip
     except ValidationError as exc:
         console.print(f"[red]bad run request:[/red] {exc}")
@@ -182,11 +196,16 @@ def run(
     spawn = agents if agents is not None else bus.embedded is not None
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
+        if bus.embedded is not None or (settings.auth_path / "admin.nk").is_file():
+            asyncio.run(ensure_log(settings, bus.url))
         if spawn:
             log_dir = settings.work_dir / "logs"
             procs = {a: spawn_agent(a, settings, bus.url, log_dir) for a in AGENTS}
             console.print(f"agents started ({', '.join(AGENTS)}); logs in {log_dir}")
         code = asyncio.run(_run(settings, bus, experiment_id, request, procs))
+    except NatsUnavailable as exc:
+        console.print(f"[red]{exc}[/red]")
+        code = 1
     finally:
         stop_all(list(procs.values()))
         bus.close()
@@ -196,7 +215,8 @@ def run(
 async def _run(
     settings: Settings, bus: Bus, experiment_id: str, request: RunRequested, procs: dict[str, subprocess.Popen[bytes]]
 ) -> int:
-    store = await open_store(settings, bus.url, "cli")
+    store = await open_store(settings, bus.url, "cli", "cli")
+    store.watch.on_change(_connection_status)
     try:
         event = new_event(experiment_id, request, producer="cli", key="run")
         try:
@@ -217,6 +237,14 @@ async def _run(
 
 
 Agents = dict[str, subprocess.Popen[bytes]]
+
+
+def _connection_status(state: str, outage_s: float | None) -> None:
+    """One line per change of the connection, instead of the client's tracebacks."""
+    if state == "disconnected":
+        console.print("[yellow]NATS unreachable, retrying…[/yellow]")
+    elif state == "reconnected":
+        console.print(f"[green]NATS reconnected after {outage_s or 0.0:.1f} s[/green]")
 
 
 def _ask_review(proposal: DecisionProposed) -> DecisionReviewed:
@@ -275,6 +303,8 @@ async def _follow(
                 try:
                     stored = await asyncio.wait_for(queue.get(), timeout=1.0)
                 except TimeoutError:
+                    if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+                        raise error from None  # the log could not be followed (e.g. NatsUnavailable)
                     dead = [name for name, p in procs.items() if p.poll() is not None]
                     if procs and dead:
                         progress.console.print(f"[red]agent(s) exited unexpectedly: {', '.join(dead)}[/red]")
@@ -364,7 +394,11 @@ def agent(
     if name not in AGENTS:
         console.print(f"[red]unknown agent {name!r}; known: {', '.join(AGENTS)}[/red]")
         raise typer.Exit(2)
-    run_agent(name, _settings(data_dir, work_dir, nats_url))
+    try:
+        run_agent(name, _settings(data_dir, work_dir, nats_url))
+    except NatsUnavailable as exc:  # one line, no traceback; the job in hand goes to another instance
+        get_logger(name).error("exiting: NATS unavailable", error=str(exc))
+        raise typer.Exit(3) from None
 
 
 @app.command()
@@ -372,6 +406,8 @@ def up(data_dir: DataDir = None, work_dir: WorkDir = None, nats_url: NatsUrl = N
     """Start every agent (and an embedded NATS server if none is configured) until Ctrl-C."""
     settings = _settings(data_dir, work_dir, nats_url)
     bus = ensure_nats(settings)
+    if bus.embedded is not None or (settings.auth_path / "admin.nk").is_file():
+        asyncio.run(ensure_log(settings, bus.url))
     procs = [spawn_agent(a, settings, bus.url, None) for a in AGENTS]
     console.print(f"NATS {bus.url}; agents: {', '.join(AGENTS)} (Ctrl-C stops them)")
     try:
@@ -399,7 +435,7 @@ def tail(
     bus = _existing_bus(settings)
 
     async def go() -> None:
-        store = await open_store(settings, bus.url, "tail")
+        store = await open_store(settings, bus.url, "tail", "viewer")
         try:
             async for item in store.tail(experiment_filter(experiment) if experiment else None, from_start=from_start):
                 if isinstance(item, StoredEvent):
@@ -452,7 +488,7 @@ def import_events(
     bus = _existing_bus(settings, allow_start=True)
 
     async def go() -> int:
-        store = await open_store(settings, bus.url, "import")
+        store = await open_store(settings, bus.url, "import", "admin")
         try:
             present: set[str] = set()
             for exp in {e.experiment_id for e in envelopes}:
@@ -556,21 +592,17 @@ def experiments(data_dir: DataDir = None, work_dir: WorkDir = None, nats_url: Na
     bus = _existing_bus(settings, allow_start=True)
 
     async def go() -> None:
-        store = await open_store(settings, bus.url, "experiments")
-        table = Table("experiment", "model", "dataset", "status", "episodes", "events")
+        store = await open_store(settings, bus.url, "experiments", "viewer")
+        from greenai.cli.listing import experiment_row, system_row
+        from greenai.events.subjects import SYSTEM_EXPERIMENT
+
+        table = Table("experiment", "model", "dataset", "status", "episodes", "events", "reason")
         try:
-            for exp in await store.experiments():
-                state = fold_experiment(exp, (await store.read(exp)).envelopes)
-                status = "failed" if state.failed else "completed" if state.completed else "running"
-                run_ = state.run
-                table.add_row(
-                    exp,
-                    run_.model if run_ else "?",
-                    run_.dataset if run_ else "?",
-                    status,
-                    str(state.decided),
-                    str(state.events),
-                )
+            names = [e for e in await store.experiments() if e != SYSTEM_EXPERIMENT]
+            rows = [experiment_row(exp, await store.read(exp)) for exp in names]
+            rows += [r for r in [system_row(await store.read(SYSTEM_EXPERIMENT))] if r is not None]
+            for row in rows:
+                table.add_row(row.experiment, row.model, row.dataset, row.status, row.episodes, row.events, row.reason)
         finally:
             await store.close()
         console.print(table)
@@ -583,10 +615,13 @@ def experiments(data_dir: DataDir = None, work_dir: WorkDir = None, nats_url: Na
 
 def _existing_bus(settings: Settings, allow_start: bool = False) -> Bus:
     try:
-        return ensure_nats(settings, start=allow_start)
+        bus = ensure_nats(settings, start=allow_start)
     except RuntimeError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
+    if bus.embedded is not None:  # a new, empty log: create the stream (as admin) before reading it
+        asyncio.run(ensure_log(settings, bus.url))
+    return bus
 
 
 def _on_history(
@@ -596,7 +631,7 @@ def _on_history(
     bus = _existing_bus(settings, allow_start=True)
 
     async def go() -> int:
-        store = await open_store(settings, bus.url, who)
+        store = await open_store(settings, bus.url, who, "viewer")
         try:
             history = await store.read(experiment)
             if not history.events:
