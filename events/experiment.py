@@ -307,24 +307,6 @@ class LLMConsultedV1(EventData):
     cost_usd: float | None = None
     latency_s: float
 
-
-@register
-class PolicyFellBack(EventData):
-    """The configured policy could not decide (e.g. the LLM kept answering invalid JSON)."""
-
-    TYPE = "policy.fell_back"
-    episode: int
-    from_policy: str
-    to_policy: str
-    reason: str
-
-
-@register
-class ExperimentCompleted(EventData):
-    TYPE = "experiment.completed"
-    reason: str
-    episodes_run: int
-
     def upcast(self) -> LLMConsulted:
         from greenai.shared.scrub import scrub_text, scrub_url
 
@@ -346,6 +328,24 @@ class ExperimentCompleted(EventData):
             cost_usd=self.cost_usd,
             latency_s=self.latency_s,
         )
+
+
+@register
+class PolicyFellBack(EventData):
+    """The configured policy could not decide (e.g. the LLM kept answering invalid JSON)."""
+
+    TYPE = "policy.fell_back"
+    episode: int
+    from_policy: str
+    to_policy: str
+    reason: str
+
+
+@register
+class ExperimentCompleted(EventData):
+    TYPE = "experiment.completed"
+    reason: str
+    episodes_run: int
 
 
 @register

@@ -11,22 +11,25 @@ import asyncio
 import contextlib
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
 
-from greenai.events import Envelope, EventData, MalformedEvent, decode, new_event
+from greenai.events import Envelope, EventData, MalformedEvent, new_event
 from greenai.events.experiment import ExperimentFailed, SpecInferred
-from greenai.events.subjects import type_filter
+from greenai.events.subjects import experiment_of_subject, type_filter
 from greenai.projections.experiment import ExperimentState, apply, fold_experiment
 from greenai.projections.skills import SkillMemory, skill_memory
+from greenai.services.coordinator.admission import Refused, admit
 from greenai.services.coordinator.planner import needs_policy, plan
 from greenai.services.coordinator.policies.auto import UnknownPolicyError, get_policy
 from greenai.services.coordinator.spec import infer_spec
+from greenai.services.coordinator.staging import stage_base_model
+from greenai.shared.artifact_store import ArtifactStore
 from greenai.shared.config import Settings
-from greenai.shared.eventstore import ConcurrencyError, EventStore
+from greenai.shared.eventstore import ConcurrencyError, EventStore, NatsUnavailable
 from greenai.shared.logging import get_logger
 from greenai.shared.model_io import ModelNotFoundError
-from greenai.shared.runtime import instance_id, reject
+from greenai.shared.runtime import bind_consumer, decode_message, instance_id, reject, settle
+from greenai.shared.scrub import scrub_text
 
 AGENT = "coordinator"
 TRIGGERS = (
@@ -39,13 +42,19 @@ TRIGGERS = (
     "job.failed",
 )
 DURABLE = "coordinator"
+MAX_DELIVER = 5  # a trigger that fails this often is rejected (event.rejected), never crash-looped
 
 
 class Coordinator:
     def __init__(self, store: EventStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self.artifacts = ArtifactStore(
+            store.js, settings.artifact_bucket, settings.artifact_cache_dir, replicas=settings.replicas,
+            chunk_bytes=settings.artifact_chunk_bytes,
+        )  # fmt: skip
         self.instance = instance_id(AGENT)
+        self.retry_delay_s = 1.0  # before a failed trigger's next delivery, times the deliveries so far
         self.log = get_logger(AGENT).bind(instance=self.instance)
 
     async def serve(self, stop: asyncio.Event) -> None:
@@ -55,19 +64,22 @@ class Coordinator:
             ack_wait=self.settings.ack_wait_s,
             filter_subjects=[type_filter(t) for t in TRIGGERS],
             deliver_policy=api.DeliverPolicy.ALL,
+            max_deliver=MAX_DELIVER,
+            num_replicas=self.store.replicas,
         )
-        try:  # create, or update a consumer an older version created with other triggers
-            await self.store.js.add_consumer(self.store.stream, config)
-        except Exception as exc:
-            self.log.warning("could not create or update the consumer; binding to it as it is", error=str(exc))
-        sub = await self.store.js.pull_subscribe_bind(durable=DURABLE, stream=self.store.stream)
+        # create, or update a consumer an older version created with other triggers
+        await bind_consumer(self.store, config, self.log)
+        sub = await self.store.watch.retrying(
+            "bind the coordinator's consumer",
+            lambda: self.store.js.pull_subscribe_bind(durable=DURABLE, stream=self.store.stream),
+        )
         self.log.info("serving", triggers=list(TRIGGERS))
         try:
             while not stop.is_set():
                 try:
-                    msgs = await sub.fetch(1, timeout=1.0)
-                except NatsTimeoutError:
-                    continue
+                    msgs = await self.store.fetch(sub, 1, timeout=1.0)
+                except NatsUnavailable:
+                    raise
                 except Exception as exc:
                     self.log.warning("fetch failed", error=str(exc))
                     await asyncio.sleep(0.5)
@@ -80,26 +92,59 @@ class Coordinator:
 
     async def on_message(self, msg: Msg) -> None:
         try:
-            trigger = decode(msg.data)
+            trigger = decode_message(msg)
         except MalformedEvent as exc:
             self.log.warning("rejected malformed message", subject=msg.subject, reason=str(exc))
             await reject(self.store, AGENT, msg, str(exc))
+            await self._fail_unreadable_run(msg, str(exc))
             await msg.ack()
             return
         beat = asyncio.create_task(self._heartbeat(msg))
         try:
-            await self.react(trigger.experiment_id, trigger)
+            if not await self.react(trigger.experiment_id, trigger):
+                # a result or review for an experiment nobody requested: answered, never acted on
+                await reject(self.store, AGENT, msg, f"no run.requested for experiment {trigger.experiment_id}")
+        except NatsUnavailable:
+            raise
+        except Exception as exc:  # a poison trigger: retried a few times, then rejected, never a crash loop
+            delivered = msg.metadata.num_delivered or 1
+            error = scrub_text(f"{type(exc).__name__}: {exc}", 2000)
+            if delivered < MAX_DELIVER:
+                self.log.warning(
+                    "trigger failed; it will come again", subject=msg.subject, delivery=delivered, error=error
+                )
+                await settle(msg, "nak", delay=self.retry_delay_s * delivered)
+                return
+            self.log.error("trigger failed at every delivery; rejecting it", subject=msg.subject, error=error)
+            await reject(self.store, AGENT, msg, f"the coordinator failed on this trigger {delivered} times: {error}")
         finally:
             beat.cancel()
-        await msg.ack()
+        await settle(msg)
 
-    async def react(self, experiment_id: str, trigger: Envelope | None = None) -> None:
+    async def _fail_unreadable_run(self, msg: Msg, reason: str) -> None:
+        """A run request that is not a valid event ends its experiment, so nobody waits on it forever."""
+        experiment = experiment_of_subject(msg.subject)
+        if experiment is None or not msg.subject.endswith(".run.requested"):
+            return
+        history = await self.store.read(experiment)
+        if any(
+            e.envelope.type in ("run.requested", "experiment.failed") and e.envelope.experiment_id == experiment
+            for e in history.events  # a body naming another experiment, under this subject, is no request
+        ):
+            return
+        failed = ExperimentFailed(reason=f"run request rejected: {reason[:2000]}", error_type="MalformedEvent")
+        await self.store.append(new_event(experiment, failed, producer=self.instance, key="failed"))
+
+    async def react(self, experiment_id: str, trigger: Envelope | None = None) -> bool:
+        """Advance the experiment from its log; False when it has no run request to act on."""
         for _ in range(20):
             history = await self.store.read(experiment_id)
             state = fold_experiment(experiment_id, history.envelopes)
+            if state.run is None:
+                return False
             try:
                 await self._advance(state, history.last_seq)
-                return
+                return True
             except ConcurrencyError:
                 self.log.info("log moved under us; re-reading", experiment=experiment_id)
         raise RuntimeError(f"could not settle experiment {experiment_id} after 20 concurrent updates")
@@ -113,6 +158,8 @@ class Coordinator:
             pending: list[tuple[str, EventData]] = []
             if state.spec is None:
                 pending = [self._spec_or_failure(state)]
+            elif state.staged is None:
+                pending = [await stage_base_model(state.run.model, self.settings, self.artifacts)]
             else:
                 decision, policy_name = None, state.run.policy
                 if needs_policy(state):
@@ -123,7 +170,8 @@ class Coordinator:
                     else:
                         if skills is None:
                             skills = skill_memory([e.envelope async for e in self.store.read_everything()])
-                        decision = policy.decide(state, skills)
+                        # off the event loop: an LLM call may take minutes, heartbeats must go on
+                        decision = await asyncio.to_thread(policy.decide, state, skills)
                 if not pending:
                     if decision is not None:
                         prefix = f"episode:{state.decided + 1}"
@@ -143,13 +191,20 @@ class Coordinator:
 
     def _spec_or_failure(self, state: ExperimentState) -> tuple[str, EventData]:
         assert state.run is not None
+        roots = self.settings.allowed_model_roots
         try:
-            return "spec", SpecInferred(spec=infer_spec(state.run.model))
+            benchmark_roots = [p for p in (self.settings.data_dir, self.settings.work_dir) if p is not None]
+            admit(state.run, roots, benchmark_roots, data_dir=self.settings.data_dir)
+        except Refused as exc:
+            reason = scrub_text(f"run request refused: {exc}", 4000)
+            return "failed", ExperimentFailed(reason=reason, error_type="Refused")
+        try:
+            return "spec", SpecInferred(spec=infer_spec(state.run.model, roots))
         except ModelNotFoundError as exc:
-            return "failed", ExperimentFailed(reason=str(exc), error_type="ModelNotFoundError")
+            return "failed", ExperimentFailed(reason=scrub_text(str(exc), 4000), error_type="ModelNotFoundError")
         except Exception as exc:  # a config transformers cannot read is as final as a missing model
             return "failed", ExperimentFailed(
-                reason=f"could not read the model's config: {exc}", error_type=type(exc).__name__
+                reason=scrub_text(f"could not read the model's config: {exc}", 4000), error_type=type(exc).__name__
             )
 
     async def _heartbeat(self, msg: Msg) -> None:
