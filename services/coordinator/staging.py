@@ -8,6 +8,9 @@ evaluation or compression host then needs neither the model's package nor the Hu
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,9 +24,25 @@ from greenai.shared.model_io import ModelNotFoundError, materialize, resolve_bus
 
 
 def materialize_reference(reference: str, roots: list[str], models_dir: str) -> str:
-    """Runs in a child process: the folder `from_pretrained` loads for this reference."""
-    resolved = resolve_bus_model(reference, [Path(r) for r in roots])
-    return str(materialize(resolved, Path(models_dir)))
+    """Runs in a child process: the folder `from_pretrained` loads for this reference, as plain files
+    (a Hub snapshot links into its blob store; an artifact holds bytes, not links)."""
+    allowed = [Path(r).resolve() for r in (models_dir, *roots)]
+    resolved = resolve_bus_model(reference, allowed)
+    folder = materialize(resolved, Path(models_dir))
+    links = [p for p in folder.rglob("*") if p.is_symlink()]
+    if not links:
+        return str(folder)
+    for link in links:  # a link must not smuggle a file from elsewhere on this machine into the store
+        if not any(link.resolve().is_relative_to(r) for r in allowed):
+            raise ModelNotFoundError(f"{link.relative_to(folder)} in model {reference!r} links outside the models dir")
+    plain = Path(models_dir) / "staged" / resolved.slug
+    if not (plain / "config.json").is_file():
+        plain.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{resolved.slug}.", dir=plain.parent))
+        shutil.copytree(folder, tmp, symlinks=False, dirs_exist_ok=True)  # links become the bytes they name
+        shutil.rmtree(plain, ignore_errors=True)
+        os.replace(tmp, plain)
+    return str(plain)
 
 
 async def stage_base_model(model: str, settings: Settings, artifacts: ArtifactStore) -> tuple[str, EventData]:
