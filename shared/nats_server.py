@@ -67,6 +67,7 @@ def start_nats_server(
     timeout: float = 20.0,
     auth_conf: Path | None = None,
     extra_config: str = "",
+    port: int = -1,
 ) -> EmbeddedNats:
     """Start nats-server on a free loopback port; wait until it accepts connections. With `auth_conf`
     (the authorization block `greenai auth init` writes), only clients with a role's seed get in;
@@ -77,7 +78,7 @@ def start_nats_server(
     log_file = store_dir / "nats-server.log"
     cmd = [
         str(nats_server_binary()),
-        "-a", "127.0.0.1", "-p", "-1", "-js",
+        "-a", "127.0.0.1", "-p", str(port), "-js",
         "-sd", str(store_dir / "jetstream"),
         "--ports_file_dir", str(ports_dir),
         "-l", str(log_file),
