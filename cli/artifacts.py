@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +28,7 @@ def _settings(work_dir: Path | None, nats_url: str | None) -> Settings:
         raise typer.Exit(2) from exc
 
 
-def episode_artifact(events: list[object], episode: int) -> Artifact | None:
+def episode_artifact(events: Sequence[object], episode: int) -> Artifact | None:
     """Episode 0: the staged base model; otherwise the episode's last step's output."""
     found: Artifact | None = None
     last_step = -1

@@ -49,6 +49,7 @@ def stream_config(name: str, duplicate_window_s: float, limits: StreamLimits) ->
 async def reconcile_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
     """Create the stream, or change an existing one's settings to `config`."""
     stream = config.name
+    assert stream is not None, "a stream config names its stream"
     try:
         info = await js.stream_info(stream)
     except NotFoundError:
