@@ -78,11 +78,12 @@ def tiny_model() -> Path:
     return path
 
 
-def agent(name: str, url: str, root: Path, auth: Path, data_dir: Path) -> subprocess.Popen[bytes]:
+def agent(name: str, url: str, root: Path, auth: Path, data_dir: Path, replicas: str = "1") -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GREENAI_")}
     env.update(
         GREENAI_NATS_URL=url, GREENAI_WORK_DIR=str(root / "work" / name), GREENAI_DATA_DIR=str(data_dir),
         GREENAI_CREDENTIALS=str(auth / f"{name}.nk"), GREENAI_AUTH_DIR=str(auth / "none"), GREENAI_ACK_WAIT_S="6",
+        GREENAI_REPLICAS=replicas,
         GREENAI_MODEL_ROOTS=json.dumps([str(tiny_model().parent)]), GREENAI_LOG_FORMAT="json",
         HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
     )  # fmt: skip
@@ -115,7 +116,7 @@ async def run_scenario(s: Scenario, data_dir: Path, timeout: float) -> dict[str,
     )
     await ArtifactStore(admin.js, "greenai-artifacts", root / "admin-cache", replicas=replicas).ensure_bucket()
     names = ("coordinator", "quantization", "pruning", "lora", "evaluation")
-    procs = {n: agent(n, url, root, auth.folder, data_dir) for n in names}
+    procs = {n: agent(n, url, root, auth.folder, data_dir, str(replicas)) for n in names}
     exp = "faults"
     run = RunRequested(model=str(tiny_model()), dataset="arc_easy", episodes=1, limit=4, policy="plan", plan=[s.steps])
     row: dict[str, object] = {"scenario": s.name}
@@ -133,7 +134,7 @@ async def run_scenario(s: Scenario, data_dir: Path, timeout: float) -> dict[str,
             victim = s.fault.split(":")[1]
             procs[victim].send_signal(signal.SIGKILL)
             procs[victim].wait()
-            procs[victim] = agent(victim, url, root, auth.folder, data_dir)
+            procs[victim] = agent(victim, url, root, auth.folder, data_dir, str(replicas))
         elif s.fault == "server":
             assert server is not None
             server.process.send_signal(signal.SIGKILL)

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nats
@@ -202,7 +202,10 @@ class EventStore:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
             try:
-                await self.watch.retrying("look up the stream", lambda: self.js.stream_info(self.stream))
+                info = await self.watch.retrying("look up the stream", lambda: self.js.stream_info(self.stream))
+                # consumers follow the stream as an admin made it (an agent's own setting may say 1 replica)
+                if info.config.num_replicas:
+                    self.limits = replace(self.limits, replicas=info.config.num_replicas)
                 return
             except NotFoundError:
                 if asyncio.get_running_loop().time() > deadline:
