@@ -103,10 +103,16 @@ def resolve_bus_model(reference: str, roots: list[Path]) -> ResolvedModel:
     path = Path(ref)
     allowed = [r.resolve() for r in roots]
     resolved = (path if path.is_absolute() else (allowed[0] / path if allowed else path)).resolve()
+    # the messages name the reference, never this machine's folders: they end up in events
     if not any(resolved.is_relative_to(r) for r in allowed):
         raise ModelNotFoundError(
-            f"model {ref[:200]!r} is outside the models dir ({', '.join(map(str, allowed))}): a run may name an alias, "
-            "a Hugging Face id, or a model under the models dir"
+            f"model {ref[:200]!r} is outside the models dir: a run may name an alias, a Hugging Face id, "
+            "or a model under the models dir (or a configured model root)"
+        )
+    if not resolved.exists():
+        raise ModelNotFoundError(
+            f"unknown model {ref[:200]!r}: not an alias ({', '.join(sorted(ALIASES))}), not a Hugging Face id of the "
+            "form org/name, and not a model under the models dir"
         )
     try:
         return resolve_model(str(resolved))

@@ -118,7 +118,8 @@ def test_unknown_model_fails_the_experiment_with_a_clear_event(data_dir: Path, t
         timeout=300,
     )
     assert result.returncode == 1
-    assert "experiment failed: unknown model 'no-such-model'" in result.stdout.replace("\n", " ")
+    out = result.stdout.replace("\n", " ")
+    assert "experiment failed" in out and "unknown model 'no-such-model'" in out
     listing = greenai("experiments", env=env)
     assert "bad-model" in listing.stdout and "failed" in listing.stdout
 
