@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from greenai.cli.agents import stop_all
 from greenai.events import Envelope, new_event
 from greenai.events.experiment import RunRequested, Step
 from greenai.shared.artifact_store import ArtifactStore
@@ -177,13 +178,7 @@ async def run_scenario(s: Scenario, data_dir: Path, timeout: float) -> dict[str,
             "wasted_s": round(wasted, 1),
         }
     finally:
-        for p in procs.values():
-            p.terminate()
-        for p in procs.values():
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(list(procs.values()), 20)
         await admin.close()
         if server is not None:
             server.stop()

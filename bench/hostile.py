@@ -37,6 +37,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).parent))
 from hostile_inputs import SANDBOX_ATTACKS, HostileInput, generate, path_inputs
 
+from greenai.cli.agents import stop_all
 from greenai.events.registry import event_types
 from greenai.shared.auth import PRODUCES, AuthFiles, client_options, init_auth
 from greenai.shared.eventstore import EventStore
@@ -353,13 +354,7 @@ async def main(args: argparse.Namespace) -> int:
         secrets = await secrets_in_log(admin)
         await admin.close()
     finally:
-        for p in procs.values():
-            p.terminate()
-        for p in procs.values():
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(list(procs.values()), 20)
         await roles.close()
         server.stop()
     answered = tally.answered_by_event + tally.refused_by_server

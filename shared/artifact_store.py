@@ -11,13 +11,11 @@ corrupted object fails that check (`ArtifactMismatch`) and nothing is left in th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import BucketNotFoundError, DigestMismatchError, NotFoundError, ObjectNotFoundError
 
 from greenai.events.artifacts import Artifact, ArtifactFile, check_relative_path
+from greenai.shared.model_io import file_lock
 
 COMPLETE = ".complete"  # a sibling marker written once a cached folder is whole and verified
 
@@ -68,17 +67,6 @@ def describe(folder: Path) -> list[ArtifactFile]:
     if not files:
         raise ArtifactError(f"{folder} holds no files")
     return files
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class ArtifactStore:
@@ -142,7 +130,7 @@ class ArtifactStore:
     async def adopt(self, folder: Path, artifact: Artifact) -> Path:
         """Move a folder this agent just uploaded into the cache, so its next local step need not fetch it."""
         target = self.cache_dir / artifact.sha256
-        with _locked(self.cache_dir / f".{artifact.sha256}.lock"):
+        with file_lock(self.cache_dir / f".{artifact.sha256}.lock"):
             if self.cached(artifact) is None:
                 shutil.rmtree(target, ignore_errors=True)
                 self.cache_dir.mkdir(parents=True, exist_ok=True)

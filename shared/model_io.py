@@ -147,7 +147,8 @@ def load_model(folder: str | Path, **kwargs: Any) -> PreTrainedModel:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes on this machine (flock on `path`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -172,7 +173,7 @@ def materialize(model: ResolvedModel, models_dir: Path) -> Path:
     target = models_dir / model.slug
     if (target / "config.json").is_file():
         return target
-    with _file_lock(models_dir / f".{model.slug}.lock"):
+    with file_lock(models_dir / f".{model.slug}.lock"):
         if (target / "config.json").is_file():
             return target
         from transformers import AutoModelForCausalLM, AutoTokenizer
