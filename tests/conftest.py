@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from greenai.shared.auth import AuthFiles, init_auth
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import EmbeddedNats, start_nats_server
 
@@ -30,6 +31,20 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
     server = start_nats_server(tmp_path_factory.mktemp("nats"), publish_endpoint=False)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def auth(tmp_path: Path) -> AuthFiles:
+    """One seed per role and the server's authorization block, for this test."""
+    return init_auth(tmp_path / "auth")
+
+
+@pytest.fixture
+def server(tmp_path: Path, auth: AuthFiles) -> Iterator[EmbeddedNats]:
+    """A nats-server of this test's own, with authentication on."""
+    s = start_nats_server(tmp_path / "nats", publish_endpoint=False, auth_conf=auth.server_conf)
+    yield s
+    s.stop()
 
 
 @pytest.fixture

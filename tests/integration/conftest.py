@@ -1,29 +1,16 @@
-"""Fixtures for tests that run agents as OS processes: an auth-on nats-server of their own, its log
-(read and written as admin), and every agent under its own NATS identity."""
+"""Fixtures for tests that run agents as OS processes: the log of the auth-on server (tests/conftest.py),
+read and written as admin, with the artifact bucket made."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from greenai.shared.artifact_store import ArtifactStore
-from greenai.shared.auth import AuthFiles, client_options, init_auth
+from greenai.shared.auth import AuthFiles, client_options
 from greenai.shared.eventstore import EventStore
-from greenai.shared.nats_server import EmbeddedNats, start_nats_server
-
-
-@pytest.fixture
-def auth(tmp_path: Path) -> AuthFiles:
-    return init_auth(tmp_path / "auth")
-
-
-@pytest.fixture
-def server(tmp_path: Path, auth: AuthFiles) -> Iterator[EmbeddedNats]:
-    s = start_nats_server(tmp_path / "nats", publish_endpoint=False, auth_conf=auth.server_conf)
-    yield s
-    s.stop()
+from greenai.shared.nats_server import EmbeddedNats
 
 
 @pytest.fixture

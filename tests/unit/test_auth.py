@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
@@ -19,21 +19,9 @@ from greenai.events.registry import event_types
 from greenai.events.results import Energy, EvaluateCompleted, Latency
 from greenai.shared.auth import PLANNED, PRODUCES, AuthFiles, client_options, init_auth, public_key
 from greenai.shared.eventstore import EventStore, PermissionDenied
-from greenai.shared.nats_server import EmbeddedNats, start_nats_server
+from greenai.shared.nats_server import EmbeddedNats
 
 STREAM = "GREENAI_EVENTS"
-
-
-@pytest.fixture
-def auth(tmp_path: Path) -> AuthFiles:
-    return init_auth(tmp_path / "auth")
-
-
-@pytest.fixture
-def server(tmp_path: Path, auth: AuthFiles) -> Iterator[EmbeddedNats]:
-    s = start_nats_server(tmp_path / "nats", publish_endpoint=False, auth_conf=auth.server_conf)
-    yield s
-    s.stop()
 
 
 async def connect(server: EmbeddedNats, auth: AuthFiles, role: str) -> EventStore:
