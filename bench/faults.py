@@ -29,6 +29,7 @@ from pathlib import Path
 from greenai.cli.agents import stop_all
 from greenai.events import Envelope, new_event
 from greenai.events.experiment import RunRequested, Step
+from greenai.events.jobs import JobStarted
 from greenai.shared.artifact_store import ArtifactStore
 from greenai.shared.auth import client_options, init_auth
 from greenai.shared.eventstore import EventStore
@@ -45,7 +46,7 @@ class Scenario:
     name: str
     steps: list[Step]
     kind: str  # the job kind whose start triggers the fault
-    fault: str  # "kill:<agent>", "server", "leader", "stop-node"
+    fault: str  # "kill:<agent>", "server", "leader", "stop-node", "disk-full"
     cluster: bool = False
 
 
@@ -69,7 +70,28 @@ SCENARIOS = [
     Scenario("SIGKILL + restart of the nats-server mid-job", QUANT, "quantize", "server"),
     Scenario("SIGKILL of the stream leader (3-node cluster)", QUANT, "quantize", "leader", cluster=True),
     Scenario("one node SIGSTOPped for 30 s (3-node cluster)", QUANT, "quantize", "stop-node", cluster=True),
+    Scenario("evaluation agent's artifact cache disk full, freed after the failure", QUANT, "evaluate", "disk-full"),
 ]
+DISK_MB = 96  # the evaluation agent's cache disk in the disk-full scenario (a tmpfs; needs root)
+
+
+def mount_small_disk(path: Path) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    cmd = ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(path)]
+    return subprocess.run(cmd, capture_output=True).returncode == 0
+
+
+def fill(path: Path, leave_mb: int) -> Path:
+    """A ballast file that leaves `leave_mb` free: the disk is full for anything bigger."""
+    ballast = path / "ballast"
+    free = shutil.disk_usage(path).free - leave_mb * 2**20
+    with open(ballast, "wb") as handle:
+        handle.truncate(0)
+        for _ in range(free // 2**20):
+            handle.write(b"\0" * 2**20)
+    return ballast
 
 
 def tiny_model() -> Path:
@@ -117,17 +139,25 @@ async def run_scenario(s: Scenario, data_dir: Path, timeout: float) -> dict[str,
     )
     await ArtifactStore(admin.js, "greenai-artifacts", root / "admin-cache", replicas=replicas).ensure_bucket()
     names = ("coordinator", "quantization", "pruning", "lora", "evaluation")
+    disk = root / "work" / "evaluation"
+    ballast = None
+    if s.fault == "disk-full":
+        if not mount_small_disk(disk):
+            shutil.rmtree(root, ignore_errors=True)
+            return {"scenario": s.name, "skipped": "needs root to mount a tmpfs"}
+        ballast = fill(disk, 8)
     procs = {n: agent(n, url, root, auth.folder, data_dir, str(replicas)) for n in names}
     exp = "faults"
     run = RunRequested(model=str(tiny_model()), dataset="arc_easy", episodes=1, limit=4, policy="plan", plan=[s.steps])
     row: dict[str, object] = {"scenario": s.name}
     try:
         await admin.append(new_event(exp, run, producer="bench", key="run"))
+        trigger = "job.failed" if s.fault == "disk-full" else "job.started"
         started = await wait(
             admin,
             exp,
-            lambda ev: any(e.type == "job.started" and e.data.kind == s.kind for e in ev),
-            timeout,  # type: ignore[attr-defined]
+            lambda ev: any(e.type == trigger and e.data.kind == s.kind for e in ev),  # type: ignore[attr-defined]
+            timeout,
         )
         before = {e.event_id for e in started}
         fault_at = time.monotonic()
@@ -146,30 +176,37 @@ async def run_scenario(s: Scenario, data_dir: Path, timeout: float) -> dict[str,
         elif s.fault == "leader":
             assert cluster is not None
             leader = cluster.stream_leader("GREENAI_EVENTS")
+            assert leader is not None, "the stream has no leader"
+            row["node"] = leader
             cluster.node(leader).kill()
+        elif s.fault == "disk-full":
+            assert ballast is not None
+            failure = next(e for e in started if e.type == "job.failed")
+            row["failure"] = f"{failure.data.error_type}: {failure.data.message}"[:160]  # type: ignore[attr-defined]
+            ballast.unlink()  # the operator frees the disk; the retry must find the space
         elif s.fault == "stop-node":
             assert cluster is not None
-            node = cluster.nodes[-1]
+            leader = cluster.stream_leader("GREENAI_EVENTS")  # the harshest node to freeze
+            assert leader is not None, "the stream has no leader"
+            node = cluster.node(leader)
             node.pause()
-            await asyncio.sleep(30)
-            node.resume()
+            row["node"] = leader
+            asyncio.get_running_loop().call_later(30, node.resume)  # progress is watched meanwhile
         n_before = len(started)
         progressed = await wait(admin, exp, lambda ev: len(ev) > n_before, timeout)
         recover_s = time.monotonic() - fault_at if len(progressed) > n_before else None
+        if s.fault == "stop-node":
+            await asyncio.sleep(max(0.0, fault_at + 31 - time.monotonic()))
         events = await wait(admin, exp, lambda ev: any(e.type in DONE for e in ev), timeout)
         ids = {e.event_id for e in events}
-        completions = Counter(
-            e.data.job_id
-            for e in events
-            if e.type.endswith(".completed") and hasattr(e.data, "job_id")  # type: ignore[attr-defined]
-        )
-        starts = [e for e in events if e.type == "job.started"]
-        done_jobs = {e.data.job_id for e in events if e.type.endswith(".completed") and hasattr(e.data, "job_id")}  # type: ignore[attr-defined]
+        completed = [getattr(e.data, "job_id", None) for e in events if e.type.endswith(".completed")]
+        completions = Counter(j for j in completed if j is not None)
+        starts = [(e.data.job_id, e.data.attempt, e.time) for e in events if isinstance(e.data, JobStarted)]
         wasted = 0.0
-        for e in starts:
-            later = [x for x in starts if x.data.job_id == e.data.job_id and x.data.attempt > e.data.attempt]  # type: ignore[attr-defined]
-            if later and e.data.job_id in done_jobs:  # type: ignore[attr-defined]
-                wasted += (later[0].time - e.time).total_seconds()
+        for job, attempt, at in starts:
+            later = [t for j, a, t in starts if j == job and a > attempt]
+            if later and job in completions:
+                wasted += (later[0] - at).total_seconds()
         row |= {
             "recovered": events[-1].type == "experiment.completed",
             "recover_s": round(recover_s, 1) if recover_s is not None else None,
@@ -184,6 +221,8 @@ async def run_scenario(s: Scenario, data_dir: Path, timeout: float) -> dict[str,
             server.stop()
         if cluster is not None:
             cluster.stop()
+        if ballast is not None:
+            subprocess.run(["umount", "-l", str(disk)], check=False)
         shutil.rmtree(root, ignore_errors=True)
     return row
 
@@ -209,8 +248,11 @@ def main() -> int:
         "",
         "| scenario | recovered | s to progress after the fault | events lost | duplicate completions | compute wasted (s) |",
         "|---|---|---|---|---|---|",
+        *[f"| {r['scenario']} | not run ({r['skipped']}) | | | | |" for r in rows if "skipped" in r],
         *[f"| {r['scenario']} | {'yes' if r.get('recovered') else '**no**'} | {r.get('recover_s')} | {r.get('lost')} | "
-          f"{r.get('duplicates')} | {r.get('wasted_s')} |" for r in rows],
+          f"{r.get('duplicates')} | {r.get('wasted_s')} |" for r in rows if "skipped" not in r],
+        "",
+        *[f"Disk-full failure as recorded: `{r['failure']}`" for r in rows if "failure" in r],
     ]  # fmt: skip
     table = "\n".join(lines) + "\n"
     print(table)
@@ -224,7 +266,7 @@ def main() -> int:
         else:
             text = text.rstrip("\n") + "\n\n" + table
         RESULTS.write_text(text, encoding="utf-8")
-    return 0 if all(r.get("recovered") for r in rows) else 1
+    return 0 if all(r.get("recovered") or "skipped" in r for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ def permissions(role: str, stream: str, bucket: str, produces: tuple[str, ...] |
         ]
     obj = f"OBJ_{bucket}"
     publish += [f"{api}.STREAM.INFO.{obj}", f"{api}.CONSUMER.CREATE.{obj}", f"{api}.CONSUMER.CREATE.{obj}.>",
+                f"{api}.CONSUMER.MSG.NEXT.{obj}.*",
                 f"{api}.DIRECT.GET.{obj}", f"{api}.DIRECT.GET.{obj}.>", f"{api}.STREAM.MSG.GET.{obj}",
                 f"$JS.FC.{obj}.>"]  # fmt: skip
     if role in ARTIFACT_WRITERS:

@@ -170,3 +170,26 @@ async def test_no_credentials_or_unknown_credentials_cannot_connect(
     os.chmod(auth.seed("viewer"), 0o644)
     with pytest.raises(Exception, match="readable by others"):
         client_options(auth.seed("viewer"))
+
+
+async def test_artifacts_are_written_by_producers_and_read_by_any_role(
+    server: EmbeddedNats, auth: AuthFiles, admin: EventStore, tmp_path: Path
+) -> None:
+    from greenai.shared.artifact_store import ArtifactStore
+
+    await ArtifactStore(admin.js, "greenai-artifacts", tmp_path / "admin").ensure_bucket()
+    src = tmp_path / "model"
+    src.mkdir()
+    (src / "w.bin").write_bytes(os.urandom(3 * 4096 + 17))
+    writer, reader = await connect(server, auth, "quantization"), await connect(server, auth, "evaluation")
+    try:
+        artifact = await ArtifactStore(writer.js, "greenai-artifacts", tmp_path / "w", chunk_bytes=4096).put_folder(src)
+        got = await ArtifactStore(reader.js, "greenai-artifacts", tmp_path / "r").get_folder(artifact)
+        assert (got / "w.bin").read_bytes() == (src / "w.bin").read_bytes()
+        with pytest.raises(nats.errors.TimeoutError):  # the evaluation agent produces no artifacts: no ack
+            await asyncio.wait_for(
+                ArtifactStore(reader.js, "greenai-artifacts", tmp_path / "r2").put_folder(tmp_path / "r"), 15
+            )
+    finally:
+        await writer.close()
+        await reader.close()
