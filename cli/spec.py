@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from greenai.cli.options import console
 
 
 def cpu_flags() -> list[str]:
@@ -67,3 +73,43 @@ def feasibility(float32_bytes: int, hardware: dict[str, Any]) -> list[dict[str, 
                      "needs_gib": round(need / 2**30, 2), "runs_here": need <= have,
                      "why_not": "" if need <= have else "not enough memory", "note": ""})  # fmt: skip
     return rows
+
+
+def spec(
+    model: Annotated[str, typer.Argument(help="Alias, .gguf file, local folder or Hugging Face id.")] = "smollm2-135m",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A model's specs (no weights loaded), this machine's hardware, and which methods fit it."""
+    from greenai.services.coordinator.spec import infer_spec
+    from greenai.shared.model_io import ModelNotFoundError
+
+    try:
+        model_spec = infer_spec(model)
+    except ModelNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    hardware = hardware_probe()
+    float32_bytes = 4 * (model_spec.num_parameters or 0)
+    rows = feasibility(float32_bytes, hardware)
+    if as_json:
+        print(json.dumps({"spec": model_spec.model_dump(), "hardware": hardware, "methods": rows}, indent=2))
+        return
+    table = Table("field", "value", title=f"model: {model}")
+    for key, value in model_spec.model_dump().items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+    console.print(table)
+    hw = Table("field", "value", title="this machine")
+    for key, value in hardware.items():
+        hw.add_row(key, str(value))
+    console.print(hw)
+    feas = Table("method", "kind", "device", "needs GiB", "runs here", "note", title="methods on this machine")
+    for r in rows:
+        feas.add_row(
+            r["method"],
+            r["kind"],
+            r["device"],
+            str(r["needs_gib"]),
+            "yes" if r["runs_here"] else f"no: {r['why_not']}",
+            r["note"],
+        )
+    console.print(feas)
