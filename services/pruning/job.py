@@ -11,14 +11,21 @@ from greenai.services.pruning.methods.base import PruneContext, decoder_linears
 from greenai.shared.artifacts import describe_folder, writing
 from greenai.shared.calibration import calibration_texts
 from greenai.shared.jobs import JobError
+from greenai.shared.model_layout import folder_model_type
 
 
 def measure_sparsity(model: Any) -> dict[str, float]:
     linears = decoder_linears(model)
-    zeros = sum(int((m.weight == 0).sum()) for m in linears.values())
-    total = sum(m.weight.numel() for m in linears.values())
+    zeros = sum(int((p.weight == 0).sum()) for p in linears.values())
+    total = sum(p.weight.numel() for p in linears.values())
     params = sum(p.numel() for p in model.parameters())
     return {"sparsity": round(zeros / total, 6) if total else 0.0, "sparsity_overall": round(zeros / params, 6)}
+
+
+def check_architecture(method_name: str, source: str | Path) -> str:
+    """The source's model family if `method_name` supports it; else a JobError `unsupported`.
+    Reads only config.json, so it runs before any weights are loaded (and is never retried)."""
+    return get_method(method_name).check_family(folder_model_type(source))
 
 
 def prune_to_folder(
@@ -38,6 +45,7 @@ def prune_to_folder(
     torch.manual_seed(seed)
     method = get_method(method_name)
     config = method.parse(params)
+    check_architecture(method_name, source)
     if "quantization_config" in json.loads((Path(source) / "config.json").read_text()):
         raise JobError("pruning needs a float model; this source is quantized (prune before quantizing)", "invalid")
     calibration = None

@@ -75,6 +75,9 @@ def test_magnitude_global_and_per_layer_differ() -> None:
     method = get_method("magnitude")
     model = torch.nn.Module()
     model.model = torch.nn.Module()  # type: ignore[assignment]
+    from transformers import LlamaConfig
+
+    model.config = LlamaConfig()  # type: ignore[assignment]  # the model layout finds the blocks by model_type
     layer = torch.nn.Module()
     layer.big = torch.nn.Linear(4, 2, bias=False)
     layer.small = torch.nn.Linear(4, 2, bias=False)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from greenai.shared.jobs import JobError
+from greenai.shared.model_layout import ALL_FAMILIES, Projection, layout_of, require_family
 
 
 class PruneConfig(BaseModel):
@@ -28,12 +29,26 @@ class PruningMethod(ABC):
     config_class: ClassVar[type[PruneConfig]]
     needs_calibration: ClassVar[bool] = False
     structured: ClassVar[bool] = False  # True: the saved model has fewer parameters
+    # the model-layout families (shared.model_layout) this method handles; anything else is
+    # refused as `unsupported` before the model is loaded
+    families: ClassVar[frozenset[str]] = ALL_FAMILIES
 
     def parse(self, params: dict[str, Any]) -> PruneConfig:
         try:
             return self.config_class.model_validate(params)
         except ValidationError as exc:
             raise JobError(f"{self.name}: invalid parameters: {exc.errors(include_url=False)}", "invalid") from exc
+
+    def check_family(self, model_type: object) -> str:
+        """The model's family, or `UnsupportedArchitecture` (a JobError, reason `unsupported`)."""
+        family = require_family(model_type)
+        if family not in self.families:
+            raise JobError(
+                f"{self.name} does not support the {family} family (model_type {model_type!r}); "
+                f"it supports: {', '.join(sorted(self.families))}",
+                "unsupported",
+            )
+        return family
 
     @abstractmethod
     def prune(self, model: Any, tokenizer: Any, config: PruneConfig, ctx: PruneContext) -> None:
@@ -66,14 +81,7 @@ def n_m_mask(score: Any, n: int, m: int) -> Any:
     return mask.reshape(rows, cols)
 
 
-def decoder_linears(model: Any) -> dict[str, Any]:
-    """The linear layers inside the decoder blocks: what unstructured pruning touches."""
-    import torch
-
-    layers = model.model.layers
-    return {
-        f"model.layers.{i}.{name}": module
-        for i, layer in enumerate(layers)
-        for name, module in layer.named_modules()
-        if isinstance(module, torch.nn.Linear)
-    }
+def decoder_linears(model: Any) -> dict[str, Projection]:
+    """The linear layers inside the decoder blocks, by full name, each with its weight as [out, in]:
+    what unstructured pruning touches (never embeddings or lm_head)."""
+    return layout_of(model).linears()

@@ -11,6 +11,7 @@ from pydantic import Field
 from greenai.services.pruning.calibrated import calibration_batches, layerwise
 from greenai.services.pruning.methods.base import PruneConfig, PruneContext, PruningMethod
 from greenai.shared.jobs import JobError
+from greenai.shared.model_layout import layout_of
 
 
 class LayerDropConfig(PruneConfig):
@@ -35,19 +36,10 @@ def block_influence(model: Any, batches: list[Any]) -> list[float]:
 
 
 def drop_layers(model: Any, drop: set[int]) -> None:
-    import torch
-
-    keep = [layer for i, layer in enumerate(model.model.layers) if i not in drop]
-    model.model.layers = torch.nn.ModuleList(keep)
-    for new_index, layer in enumerate(keep):
-        attn = getattr(layer, "self_attn", None)
-        if attn is not None and hasattr(attn, "layer_idx"):
-            attn.layer_idx = new_index  # the KV cache is indexed by position in the stack
-    config = model.config
-    layer_types = getattr(config, "layer_types", None)
-    if layer_types:
-        config.layer_types = [t for i, t in enumerate(layer_types) if i not in drop]
-    config.num_hidden_layers = len(keep)
+    """Remove blocks `drop`; the layout renumbers the KV-cache slots and fixes the config."""
+    layout = layout_of(model)
+    keep = [layer for i, layer in enumerate(layout.blocks) if i not in drop]
+    layout.set_blocks(keep, drop)
 
 
 class LayerDrop(PruningMethod):
@@ -58,7 +50,7 @@ class LayerDrop(PruningMethod):
 
     def prune(self, model: Any, tokenizer: Any, config: PruneConfig, ctx: PruneContext) -> None:
         assert isinstance(config, LayerDropConfig) and ctx.calibration
-        total = len(model.model.layers)
+        total = len(layout_of(model).blocks)
         if config.layers >= total:
             raise JobError(f"layer_drop: cannot remove {config.layers} of {total} layers", "invalid")
         influence = block_influence(model, calibration_batches(tokenizer, ctx.calibration, ctx.seq_len, ctx.device))

@@ -25,11 +25,11 @@ class MagnitudePruning(PruningMethod):
         linears = decoder_linears(model)
         with torch.no_grad():
             if config.scope == "global" and not config.pattern:
-                scores = torch.cat([m.weight.abs().flatten() for m in linears.values()])
+                scores = torch.cat([p.weight.abs().flatten() for p in linears.values()])
                 k = int(scores.numel() * config.sparsity)
                 threshold = torch.kthvalue(scores.float(), k).values if k else scores.min() - 1
-                for module in linears.values():
-                    module.weight[module.weight.abs() <= threshold] = 0
+                for p in linears.values():
+                    p.weight[p.weight.abs() <= threshold] = 0
                 return
-            for module in linears.values():
-                module.weight[config.mask(module.weight.abs())] = 0
+            for p in linears.values():
+                p.weight[config.mask(p.weight.abs())] = 0  # row-wise over [out, in], Conv1D included

@@ -1,4 +1,5 @@
-"""Structured: remove MLP channels (rows of gate/up, columns of down) with the least
+"""Structured: remove MLP channels (rows of gate/up, columns of down; GPT-2's c_fc/c_proj and
+Phi-3's fused gate_up the same way, through the model layout) with the least
 |activation| × ‖down column‖, the same number in every layer. The saved model has a smaller
 intermediate size, so it is really smaller and faster."""
 
@@ -10,6 +11,8 @@ from pydantic import Field
 
 from greenai.services.pruning.calibrated import calibration_batches, layerwise, linear_inputs
 from greenai.services.pruning.methods.base import PruneConfig, PruneContext, PruningMethod
+from greenai.shared.jobs import JobError
+from greenai.shared.model_layout import MlpProjections, layout_of
 
 
 class MlpChannelConfig(PruneConfig):
@@ -17,17 +20,18 @@ class MlpChannelConfig(PruneConfig):
     multiple_of: int = Field(default=64, ge=1, description="Keep a channel count that kernels and group sizes like.")
 
 
-def _shrink(linear: Any, keep: Any, dim: int) -> None:
+def keep_channels(mlp: MlpProjections, keep: Any, width: int) -> None:
+    """Keep MLP channels `keep` of `width`: output rows of every input projection (in each fused
+    part: Phi-3's gate_up holds channel j at rows j and width + j) and input columns of the output."""
     import torch
 
-    weight = linear.weight.data.index_select(dim, keep).clone()
-    linear.weight = torch.nn.Parameter(weight)
-    if dim == 0:
-        linear.out_features = weight.shape[0]
-        if linear.bias is not None:
-            linear.bias = torch.nn.Parameter(linear.bias.data.index_select(0, keep).clone())
-    else:
-        linear.in_features = weight.shape[1]
+    for proj, parts in mlp.inputs:
+        if proj.out_features != parts * width:
+            raise JobError(
+                f"mlp_channels: {proj.name} has {proj.out_features} outputs, expected {parts} × {width}", "unsupported"
+            )
+        proj.keep_outputs(torch.cat([keep + part * width for part in range(parts)]))
+    mlp.output.keep_inputs(keep)
 
 
 class MlpChannelPruning(PruningMethod):
@@ -40,25 +44,31 @@ class MlpChannelPruning(PruningMethod):
         assert isinstance(config, MlpChannelConfig) and ctx.calibration
         import torch
 
-        width = model.config.intermediate_size
+        layout = layout_of(model)
+        width = layout.intermediate_size
         kept = max(config.multiple_of, int(width * (1 - config.ratio)) // config.multiple_of * config.multiple_of)
+        if kept >= width:
+            raise JobError(
+                f"mlp_channels: ratio {config.ratio} with multiple_of {config.multiple_of} removes nothing "
+                f"from an MLP of width {width}",
+                "invalid",
+            )
         batches = calibration_batches(tokenizer, ctx.calibration, ctx.seq_len, ctx.device)
 
         def on_layer(index: int, layer: Any, inputs: list[tuple[Any, dict[str, Any]]]) -> None:
             sq: list[Any] = []
 
+            mlp = layout.mlp(layer)
+
             def visit(name: str, module: Any, x: Any) -> None:
-                if name == "mlp.down_proj":
+                if name == mlp.output.name:
                     s = x.detach().float().reshape(-1, x.shape[-1]).pow(2).sum(0)
                     sq.append(s)
 
             linear_inputs(layer, inputs, visit)
-            mlp = layer.mlp
-            importance = torch.stack(sq).sum(0).sqrt() * mlp.down_proj.weight.float().norm(dim=0)
+            importance = torch.stack(sq).sum(0).sqrt() * mlp.output.weight.float().norm(dim=0)
             keep = torch.sort(torch.topk(importance, kept).indices).values
-            _shrink(mlp.gate_proj, keep, 0)
-            _shrink(mlp.up_proj, keep, 0)
-            _shrink(mlp.down_proj, keep, 1)
+            keep_channels(mlp, keep, width)
 
         layerwise(model, batches, on_layer)
-        model.config.intermediate_size = kept
+        layout.set_intermediate_size(kept)

@@ -10,6 +10,7 @@ from pydantic import Field
 from greenai.services.pruning.calibrated import calibration_batches, layerwise, linear_inputs
 from greenai.services.pruning.methods.base import PruneConfig, PruneContext, PruningMethod
 from greenai.services.pruning.methods.sparsity import SparsityConfig
+from greenai.shared.model_layout import layout_of
 
 
 class SparseGPTConfig(SparsityConfig):
@@ -74,6 +75,7 @@ class SparseGPTPruning(PruningMethod):
         assert isinstance(config, SparseGPTConfig) and ctx.calibration
         import torch
 
+        layout = layout_of(model)
         batches = calibration_batches(tokenizer, ctx.calibration, ctx.seq_len, ctx.device)
         n_m: tuple[int, int] | None = None
         if config.pattern:
@@ -90,11 +92,11 @@ class SparseGPTPruning(PruningMethod):
 
             linear_inputs(layer, inputs, visit)
             with torch.no_grad():
-                for name, module in layer.named_modules():
+                for name, proj in layout.block_linears(layer).items():
                     if name in hessians:
-                        module.weight.copy_(
+                        proj.weight.copy_(  # [out, in] view: GPT-2's Conv1D is written through transposed
                             sparsegpt_prune(
-                                module.weight,
+                                proj.weight,
                                 hessians[name],
                                 config.sparsity,
                                 n_m,

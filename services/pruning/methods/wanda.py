@@ -10,6 +10,7 @@ from typing import Any
 from greenai.services.pruning.calibrated import calibration_batches, layerwise, linear_inputs
 from greenai.services.pruning.methods.base import PruneConfig, PruneContext, PruningMethod
 from greenai.services.pruning.methods.sparsity import SparsityConfig
+from greenai.shared.model_layout import layout_of
 
 
 def wanda_score(weight: Any, input_sq_norm: Any) -> Any:
@@ -26,6 +27,7 @@ class WandaPruning(PruningMethod):
         assert isinstance(config, SparsityConfig) and ctx.calibration
         import torch
 
+        layout = layout_of(model)
         batches = calibration_batches(tokenizer, ctx.calibration, ctx.seq_len, ctx.device)
 
         def on_layer(index: int, layer: Any, inputs: list[tuple[Any, dict[str, Any]]]) -> None:
@@ -37,9 +39,9 @@ class WandaPruning(PruningMethod):
 
             linear_inputs(layer, inputs, visit)
             with torch.no_grad():
-                for name, module in layer.named_modules():
+                for name, proj in layout.block_linears(layer).items():
                     if name in norms:
-                        mask = config.mask(wanda_score(module.weight.float(), norms[name]))
-                        module.weight[mask] = 0
+                        mask = config.mask(wanda_score(proj.weight.float(), norms[name]))
+                        proj.weight[mask] = 0
 
         layerwise(model, batches, on_layer)
