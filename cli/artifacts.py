@@ -9,23 +9,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from greenai.cli.options import console, settings_or_exit
 from greenai.events.artifacts import Artifact
 from greenai.events.results import ModelStaged, StepCompleted
 from greenai.shared.artifact_store import ArtifactError, ArtifactStore
 from greenai.shared.bus import ensure_nats, open_store
-from greenai.shared.config import ConfigError, Settings, load_settings
-
-console = Console()
-
-
-def _settings(work_dir: Path | None, nats_url: str | None) -> Settings:
-    try:
-        return load_settings(work_dir=work_dir, nats_url=nats_url)
-    except (ConfigError, ValueError) as exc:
-        console.print(f"[red]bad configuration:[/red] {exc}")
-        raise typer.Exit(2) from exc
 
 
 def episode_artifact(events: Sequence[object], episode: int) -> Artifact | None:
@@ -52,7 +41,7 @@ def pull(
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         console.print(f"[red]{target} exists and is not an empty folder[/red]")
         raise typer.Exit(2)
-    settings = _settings(work_dir, nats_url)
+    settings = settings_or_exit(None, work_dir, nats_url)
     bus = ensure_nats(settings, start=False)
 
     async def go() -> int:
@@ -85,7 +74,7 @@ def gc(
     nats_url: Annotated[str | None, typer.Option("--nats-url")] = None,
 ) -> None:
     """Remove stored files no artifact in the log refers to (runs as admin)."""
-    settings = _settings(work_dir, nats_url)
+    settings = settings_or_exit(None, work_dir, nats_url)
     bus = ensure_nats(settings, start=False)
 
     async def go() -> int:
