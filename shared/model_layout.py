@@ -130,6 +130,17 @@ def widths(config: Any) -> tuple[int, int]:
     return hidden, int(inner) if inner is not None else 4 * hidden
 
 
+def input_widths(config: Any) -> set[int]:
+    """Every input width of the block linears, from a config alone: what a quantization group size
+    must divide (hidden, MLP, and heads × head_dim where that differs from hidden, as in Qwen3/Gemma)."""
+    hidden, inner = widths(config)
+    out = {hidden, inner}
+    head_dim, heads = getattr(config, "head_dim", None), getattr(config, "num_attention_heads", None)
+    if isinstance(head_dim, int) and isinstance(heads, int):
+        out.add(head_dim * heads)
+    return out
+
+
 def is_linear(module: Any) -> bool:
     """nn.Linear, or transformers' Conv1D (GPT-2), which is a linear layer with a transposed weight."""
     import torch

@@ -16,6 +16,7 @@ from greenai.shared.model_layout import (
     UnsupportedArchitecture,
     family_of,
     folder_model_type,
+    input_widths,
     layout_of,
     require_family,
     widths,
@@ -189,3 +190,28 @@ def test_layerwise_replays_exactly_what_each_block_sees_in_a_real_forward(model_
     with torch.no_grad():  # the skipped-compute pass left every block's own forward in place
         again = model(input_ids=ids, output_hidden_states=True, use_cache=False).hidden_states
     assert torch.equal(again[1], expected[1])
+
+
+def test_input_widths_are_what_the_block_linears_really_take() -> None:
+    from transformers import AutoModelForCausalLM
+
+    for model_type in sorted(MODEL_TYPES):
+        config = tiny_config(model_type)
+        if model_type == "qwen3":
+            config = type(config)(**{**config.to_dict(), "head_dim": 24})  # o_proj takes 4 × 24 = 96
+        model = AutoModelForCausalLM.from_config(config)
+        assert input_widths(config) == {p.in_features for p in layout_of(model).linears().values()}, model_type
+
+
+def test_quantization_group_size_check_sees_the_widths_the_layout_knows() -> None:
+    from greenai.services.quantization.methods.base import check_group_size
+
+    qwen3 = tiny_config("qwen3")
+    qwen3 = type(qwen3)(**{**qwen3.to_dict(), "head_dim": 24})  # o_proj takes 96 inputs: hidden is 64
+    with pytest.raises(JobError, match=r"\[96\]"):
+        check_group_size("gptq", 64, qwen3)
+    gpt2 = tiny_config("gpt2")
+    gpt2.n_inner = None  # GPT-2's MLP is then 4 × 64 = 256 wide; it has no intermediate_size at all
+    check_group_size("gptq", 64, gpt2)
+    with pytest.raises(JobError, match=r"\[64, 256\]"):
+        check_group_size("gptq", 96, gpt2)

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from greenai.shared.jobs import JobError
+from greenai.shared.model_layout import family_of, input_widths
 
 
 class MethodConfig(BaseModel):
@@ -39,7 +40,10 @@ def check_group_size(method: str, group_size: int, model_config: Any) -> None:
     """Group-wise methods need the group size to divide every quantized width (SmolLM2: 576, 1536)."""
     if group_size <= 0:
         return
-    widths = {model_config.hidden_size, getattr(model_config, "intermediate_size", model_config.hidden_size)}
+    if family_of(getattr(model_config, "model_type", None)):  # the layout knows GPT-2's n_inner, head_dim
+        widths = input_widths(model_config)
+    else:
+        widths = {model_config.hidden_size, getattr(model_config, "intermediate_size", model_config.hidden_size)}
     bad = sorted(w for w in widths if w % group_size)
     if bad:
         raise JobError(
