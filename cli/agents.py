@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import subprocess
@@ -10,49 +11,47 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from greenai.shared.agent_main import SpecFactory, serve_worker
 from greenai.shared.auth import credentials_for
 from greenai.shared.bus import ensure_nats, open_store
 from greenai.shared.config import Settings
 from greenai.shared.logging import configure_logging, get_logger
-from greenai.shared.runtime import JobWorker, install_stop_signals
+from greenai.shared.runtime import install_stop_signals
 
 AGENTS = ("coordinator", "quantization", "pruning", "lora", "evaluation")
 
 
+# The built-in step agents: role -> the class whose `spec()` describes its jobs. A new kind of agent
+# does not need to be here: it runs as its own process (shared.agent_main) and announces itself.
+STEP_AGENTS = {
+    "quantization": "greenai.services.quantization.agent:QuantizationAgent",
+    "pruning": "greenai.services.pruning.agent:PruningAgent",
+    "lora": "greenai.services.lora.agent:LoraAgent",
+    "evaluation": "greenai.services.evaluation.agent:EvaluationAgent",
+}
+
+
+def spec_factory(name: str) -> SpecFactory:
+    module, _, cls = STEP_AGENTS[name].partition(":")
+    return lambda settings: getattr(importlib.import_module(module), cls)(settings).spec()
+
+
 async def serve_agent(name: str, settings: Settings) -> None:
+    if name in STEP_AGENTS:
+        await serve_worker(name, spec_factory(name), settings)
+        return
+    if name != "coordinator":
+        raise ValueError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}")
+    from greenai.services.coordinator.agent import Coordinator
+
     bus = ensure_nats(settings)
-    # an agent may start before anyone created the log: it waits (a day) until an admin has (`greenai up`/`run`)
     store = await open_store(settings, bus.url, name, role=name, wait_for_stream_s=86400.0)
     stop = asyncio.Event()
     install_stop_signals(stop)
     log = get_logger(name)
     log.info("agent up", nats=bus.url, pid=os.getpid())
     try:
-        if name == "coordinator":
-            from greenai.services.coordinator.agent import Coordinator
-
-            await Coordinator(store, settings).serve(stop)
-        else:
-            if name == "quantization":
-                from greenai.services.quantization.agent import QuantizationAgent
-
-                spec = QuantizationAgent(settings).spec()
-            elif name == "pruning":
-                from greenai.services.pruning.agent import PruningAgent
-
-                spec = PruningAgent(settings).spec()
-            elif name == "lora":
-                from greenai.services.lora.agent import LoraAgent
-
-                spec = LoraAgent(settings).spec()
-            elif name == "evaluation":
-                from greenai.services.evaluation.agent import EvaluationAgent
-
-                spec = EvaluationAgent(settings).spec()
-            else:
-                raise ValueError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}")
-            worker = JobWorker(store, spec, ack_wait_s=settings.ack_wait_s, max_attempts=settings.max_attempts)
-            await worker.serve(stop)
+        await Coordinator(store, settings).serve(stop)
     finally:
         log.info("agent down")
         await store.close()

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from greenai.shared.auth import PRODUCES, AuthError, add_role, durables_of, init_auth
+from greenai.shared.auth import PRODUCES, AuthError, add_role, durables_of, init_auth, step_agent_types
 from greenai.shared.config import ConfigError, load_settings
 
 auth_app = typer.Typer(help="NATS identities: one nkey per role, with the subjects it may use.", no_args_is_help=True)
@@ -51,14 +51,22 @@ def init(
 @auth_app.command("add-role")
 def add(
     role: Annotated[str, typer.Argument(help="The new agent kind's role name.")],
-    publishes: Annotated[str, typer.Option("--publishes", help="Comma-separated event types it produces.")],
+    publishes: Annotated[str, typer.Option("--publishes", help="Comma-separated event types it produces.")] = "",
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="A step agent of this kind: <kind>.completed and the job events.")
+    ] = None,
     folder: Dir = None,
 ) -> None:
     """An identity for a new kind of agent, allowed to append only the event types given."""
     target, stream, bucket = _folder(folder)
+    types = tuple(t.strip() for t in publishes.split(",") if t.strip())
+    if kind is not None:
+        types = (*step_agent_types(kind), *types)
+    if not types:
+        console.print("[red]give --kind, --publishes or both[/red]")
+        raise typer.Exit(2)
     try:
-        files = add_role(target, role, tuple(t.strip() for t in publishes.split(",") if t.strip()), stream=stream,
-                         bucket=bucket)  # fmt: skip
+        files = add_role(target, role, types, stream=stream, bucket=bucket)
     except AuthError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from greenai.events.envelope import EventData
 from greenai.events.registry import register
 
-StepKind = Literal["quantize", "prune", "lora"]
+# Any step kind an agent announces (quantize, prune, lora, distill, ...): a token, not a fixed list.
+StepKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,30}$")]
 
 
 class Step(BaseModel):
@@ -131,7 +132,7 @@ class EpisodeDecided(EventData):
     """One decision of the policy: which compression (one step or a pipeline) to try, and why."""
 
     TYPE = "episode.decided"
-    VERSION = 2
+    VERSION = 3
     episode: int = Field(ge=1)
     action: Literal["compress", "end"]
     steps: list[Step] = Field(default_factory=list)
@@ -139,6 +140,10 @@ class EpisodeDecided(EventData):
     rationale: str
     search_point: dict[str, Any] | None = Field(
         default=None, description="A search policy's own coordinates for this decision (to rebuild its study)."
+    )
+    search_space: dict[str, list[Any]] | None = Field(
+        default=None,
+        description="The choices each coordinate had: the space came from the agents then live, so it is kept.",
     )
 
     @model_validator(mode="after")
@@ -157,6 +162,23 @@ class EpisodeDecided(EventData):
         if len(self.steps) == 1:
             return dict(self.steps[0].params)
         return {"steps": [s.model_dump() for s in self.steps]} if self.steps else {}
+
+
+@register
+class EpisodeDecidedV2(EventData):
+    """Version 2: no record of the search space's choices. Read as version 3 without them."""
+
+    TYPE = "episode.decided"
+    VERSION = 2
+    episode: int = Field(ge=1)
+    action: Literal["compress", "end"]
+    steps: list[Step] = Field(default_factory=list)
+    policy: str
+    rationale: str
+    search_point: dict[str, Any] | None = None
+
+    def upcast(self) -> EpisodeDecided:
+        return EpisodeDecided.model_validate(self.model_dump())
 
 
 @register

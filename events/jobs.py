@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from greenai.events.artifacts import Artifact, ArtifactV1
 from greenai.events.envelope import EventData
-from greenai.events.registry import register
+from greenai.events.registry import register, register_family
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,160}$"
 _JOB_ID = re.compile(JOB_ID_PATTERN)
@@ -133,6 +133,42 @@ STEP_REQUESTS: dict[str, type[StepRequested]] = {
     "prune": PruneRequested,
     "lora": LoraRequested,
 }
+STEP_TYPE = re.compile(r"^([a-z][a-z0-9_]{0,30})\.(requested|completed)$")
+NOT_STEP_KINDS = frozenset({"run", "evaluate", "experiment", "job", "agent", "episode", "decision", "spec", "model"})
+
+
+def check_step_kind(kind: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", kind) or kind in NOT_STEP_KINDS:
+        raise ValueError(f"{kind!r} is not a step kind (a lowercase token, not one of {sorted(NOT_STEP_KINDS)})")
+    return kind
+
+
+def step_request_class(kind: str) -> type[StepRequested]:
+    """The request type for a step kind; a kind no class was written for gets the generic one.
+
+    New kinds of agents (distill, cast, ...) need no new class: `<kind>.requested` is read as a
+    `StepRequested` whatever the kind, so the coordinator and the log need no edit for them.
+    """
+    if kind not in STEP_REQUESTS:
+        check_step_kind(kind)
+        STEP_REQUESTS[kind] = type(
+            f"{kind.title().replace('_', '')}Requested", (StepRequested,),
+            {"TYPE": f"{kind}.requested", "__module__": __name__, "__doc__": f"A {kind} step for its agent."},
+        )  # fmt: skip
+    return STEP_REQUESTS[kind]
+
+
+def _resolve_step_request(type_: str, version: int) -> type[EventData] | None:
+    match = STEP_TYPE.match(type_)
+    if match is None or match.group(2) != "requested" or version != StepRequested.VERSION:
+        return None
+    try:
+        return step_request_class(match.group(1))
+    except ValueError:
+        return None
+
+
+register_family(_resolve_step_request)
 
 
 @register

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from greenai.events.artifacts import Artifact, ArtifactV1
 from greenai.events.envelope import EventData
-from greenai.events.jobs import JobId
-from greenai.events.registry import register
+from greenai.events.jobs import STEP_TYPE, JobId, check_step_kind
+from greenai.events.registry import register, register_family
 
 
 class StepCompleted(EventData):
@@ -82,6 +82,30 @@ class LoraCompletedV1(StepCompletedV1):
 STEP_COMPLETIONS_BY_TYPE: dict[str, type[StepCompleted]] = {
     cls.TYPE: cls for cls in (QuantizeCompleted, PruneCompleted, LoraCompleted)
 }
+
+
+def step_completion_class(kind: str) -> type[StepCompleted]:
+    """The completion type for a step kind; kinds without a written class get the generic one."""
+    type_ = f"{check_step_kind(kind)}.completed"
+    if type_ not in STEP_COMPLETIONS_BY_TYPE:
+        STEP_COMPLETIONS_BY_TYPE[type_] = type(
+            f"{kind.title().replace('_', '')}Completed", (StepCompleted,),
+            {"TYPE": type_, "__module__": __name__, "__doc__": f"A {kind} step's output and cost."},
+        )  # fmt: skip
+    return STEP_COMPLETIONS_BY_TYPE[type_]
+
+
+def _resolve_step_completion(type_: str, version: int) -> type[EventData] | None:
+    match = STEP_TYPE.match(type_)
+    if match is None or match.group(2) != "completed" or version != StepCompleted.VERSION:
+        return None
+    try:
+        return step_completion_class(match.group(1))
+    except ValueError:
+        return None
+
+
+register_family(_resolve_step_completion)
 
 
 class Latency(BaseModel):

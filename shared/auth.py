@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greenai.events.capabilities import agents_experiment
+
 ROLES = ("coordinator", "quantization", "pruning", "lora", "evaluation", "cli", "viewer", "admin")
-_STEP_RESULTS = ("job.started", "job.failed", "event.rejected")
+_STEP_RESULTS = ("job.started", "job.failed", "event.rejected", "agent.announced")
+# Types a role may append only under its own name: an agent announces itself, never another.
+SELF_SCOPED = ("agent.announced",)
 # The event types each role may append. One table: tests/unit/test_auth.py checks it against the registry.
 PRODUCES: dict[str, tuple[str, ...]] = {
     "cli": ("run.requested", "decision.reviewed", "experiment.cancelled"),
@@ -35,8 +39,6 @@ PRODUCES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 # Types named above that no event class defines yet (planned by open issues).
 PLANNED = ("experiment.cancelled",)
-# Roles whose agents store artifacts in the object store (content-addressed, verified on read).
-ARTIFACT_WRITERS = ("coordinator", "quantization", "pruning", "lora")
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
 
@@ -44,17 +46,29 @@ class AuthError(RuntimeError):
     """Credentials missing, unreadable or of the wrong form; the message says which file."""
 
 
-def durables_of(role: str) -> list[str]:
+def step_agent_types(kind: str) -> tuple[str, ...]:
+    """What a step agent of `kind` appends: its results, its jobs' lifecycle, its announcements."""
+    if not ROLE_NAME.match(kind):
+        raise AuthError(f"step kind {kind!r} must be lowercase letters, digits and '_'")
+    return (f"{kind}.completed", *_STEP_RESULTS)
+
+
+def step_kinds_of(produces: tuple[str, ...]) -> list[str]:
+    """The job kinds a role serves: one per `<kind>.completed` it may append."""
+    return [t.removesuffix(".completed") for t in produces if t.endswith(".completed") and t.count(".") == 1]
+
+
+def durables_of(role: str, produces: tuple[str, ...] | None = None) -> list[str]:
     """The durable consumers a role may bind to (see shared/runtime.py JobSpec.durable)."""
-    requests = {"quantization": "quantize", "pruning": "prune", "lora": "lora", "evaluation": "evaluate"}
     if role == "coordinator":
         return ["coordinator"]
-    if role in requests:
-        return [f"{role}-{requests[role]}-requested"]
-    return [f"{role}-{t.split('.')[0]}-requested" for t in CUSTOM_REQUESTS.get(role, ())]
+    types = PRODUCES.get(role, ()) if produces is None else produces
+    return [f"{role}-{kind}-requested" for kind in step_kinds_of(types)]
 
 
-CUSTOM_REQUESTS: dict[str, tuple[str, ...]] = {}
+def writes_artifacts(role: str, produces: tuple[str, ...]) -> bool:
+    """The coordinator (it stages base models) and every step agent but evaluation store artifacts."""
+    return role == "coordinator" or any(k != "evaluate" for k in step_kinds_of(produces))
 
 
 def permissions(role: str, stream: str, bucket: str, produces: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -63,7 +77,12 @@ def permissions(role: str, stream: str, bucket: str, produces: tuple[str, ...] |
         return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
     api = "$JS.API"
     types = PRODUCES.get(role, ()) if produces is None else produces
-    publish = [f"greenai.evt.*.{t}" for t in types]
+    publish = [f"greenai.evt.*.{t}" for t in types if t not in SELF_SCOPED]
+    publish += [f"greenai.evt.{agents_experiment(role)}.{t}" for t in types if t in SELF_SCOPED]
+    deny: list[str] = []
+    if role == "coordinator":  # requests for any step kind an agent announces; never a user's run request
+        publish.append("greenai.evt.*.*.requested")
+        deny.append("greenai.evt.*.run.requested")
     # reading the log: stream info, ephemeral ordered consumers and their flow control, direct gets
     publish += [
         f"{api}.INFO",
@@ -76,7 +95,7 @@ def permissions(role: str, stream: str, bucket: str, produces: tuple[str, ...] |
         f"{api}.STREAM.MSG.GET.{stream}",
         f"$JS.FC.{stream}.>",
     ]
-    for durable in durables_of(role):
+    for durable in durables_of(role, types):
         publish += [
             f"{api}.CONSUMER.CREATE.{stream}.{durable}",
             f"{api}.CONSUMER.CREATE.{stream}.{durable}.>",
@@ -89,9 +108,12 @@ def permissions(role: str, stream: str, bucket: str, produces: tuple[str, ...] |
                 f"{api}.CONSUMER.MSG.NEXT.{obj}.*",
                 f"{api}.DIRECT.GET.{obj}", f"{api}.DIRECT.GET.{obj}.>", f"{api}.STREAM.MSG.GET.{obj}",
                 f"$JS.FC.{obj}.>"]  # fmt: skip
-    if role in ARTIFACT_WRITERS:
+    if writes_artifacts(role, types):
         publish += [f"$O.{bucket}.C.>", f"$O.{bucket}.M.>"]
-    return {"publish": {"allow": publish}, "subscribe": {"allow": [f"{inbox_prefix(role)}.>"]}}
+    rules: dict[str, Any] = {"allow": publish}
+    if deny:
+        rules["deny"] = deny
+    return {"publish": rules, "subscribe": {"allow": [f"{inbox_prefix(role)}.>"]}}
 
 
 def inbox_prefix(role: str) -> str:

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         description="Per job kind: a child still running after this long is killed and the job fails (timeout).",
     )
     default_job_timeout_s: float = Field(default=7200.0, gt=0, description="For job kinds not in job_timeout_s.")
+    announce_interval_s: float = Field(
+        default=60.0, gt=0, le=3600, description="How often an agent repeats what it offers (its heartbeat)."
+    )
+    capability_wait_s: float = Field(
+        default=60.0, ge=0, description="How long a decision waits for a first agent to announce its methods."
+    )
     replicas: int = Field(default=1, ge=1, le=5, description="Replicas of the stream, consumers and object store.")
     outage_budget_s: float = Field(
         default=120.0, gt=0, description="How long an agent retries NATS before it exits with one clear line."

@@ -35,8 +35,10 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from greenai.events import Envelope, EventData, MalformedEvent, decode, new_event
+from greenai.events.capabilities import AgentAnnounced
 from greenai.events.jobs import EventRejected, JobFailed, JobStarted
 from greenai.events.subjects import SYSTEM_EXPERIMENT, experiment_of_subject, type_filter
+from greenai.shared.announce import announce_forever
 from greenai.shared.connection import TRANSIENT, one_line
 from greenai.shared.eventstore import EventStore, EventTooLarge, NatsUnavailable
 from greenai.shared.jobs import JobError, job_timeout
@@ -103,6 +105,7 @@ class JobSpec:
     handler: Handler
     result_types: tuple[str, ...]  # event types that mean "this job is done"
     attach: Callable[[Any], None] | None = None  # given the bus's JetStream context (e.g. its object store)
+    announce: Callable[[str], AgentAnnounced] | None = None  # given the instance id: what this agent offers
 
     @property
     def durable(self) -> str:
@@ -159,6 +162,10 @@ class JobWorker:
         sub = await self.subscribe()
         self.log.info("serving", subject=type_filter(self.spec.request_type), job_timeout_s=self.job_timeout_s)
         last_error = ""
+        announcer = None
+        if self.spec.announce is not None:
+            build = self.spec.announce
+            announcer = asyncio.create_task(announce_forever(self.store, lambda: build(self.instance), stop, self.log))
         try:
             while not stop.is_set():
                 try:
@@ -175,6 +182,8 @@ class JobWorker:
                 for msg in msgs:
                     await self.process(msg)
         finally:
+            if announcer is not None:
+                announcer.cancel()
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from greenai.events import Envelope, new_event
 from greenai.events.artifacts import Artifact, ArtifactFile
+from greenai.events.capabilities import AgentAnnounced, Hardware, MethodOffer, Preset, agents_experiment
 from greenai.events.experiment import EpisodeDecided, ModelSpec, RunRequested, SpecInferred, Step
 from greenai.events.jobs import STEP_REQUESTS, ArtifactRef, EvaluateRequested, JobFailed
 from greenai.events.results import (
@@ -18,12 +19,41 @@ from greenai.events.results import (
     PruneCompleted,
     QuantizeCompleted,
 )
+from greenai.projections.capabilities import Offers
 
 SPEC = ModelSpec(
     model="m", source="local", location="m", architecture="LlamaForCausalLM", family="llama",
     num_parameters=1000, num_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
     num_key_value_heads=2, vocab_size=100, context_length=512, dtype="float32", tied_embeddings=True, size_bytes=4000,
 )  # fmt: skip
+
+
+def agent_offers() -> Offers:
+    """The real catalogue: what the quantization, pruning and LoRA agents announce (their own entries)."""
+    from greenai.services.lora.catalogue import offers as lora_offers
+    from greenai.services.pruning.catalogue import offers as prune_offers
+    from greenai.services.quantization.methods.auto import METHODS
+
+    return Offers(
+        tuple(
+            sorted(
+                [*(m.catalogue_entry() for m in METHODS.values()), *prune_offers(3.0), *lora_offers()],
+                key=lambda m: (m.kind, m.name),
+            )
+        )
+    )
+
+
+def preset(rank: int, why: str, **params: Any) -> Preset:
+    return Preset(params=params, rationale=why, rank=rank)
+
+
+def announced(agent: str, kind: str, methods: list[MethodOffer], interval_s: float = 60.0) -> Envelope:
+    hw = Hardware(host="h", device="cpu", cpus=2, memory_bytes=2**34)
+    data = AgentAnnounced(
+        agent=agent, instance=f"{agent}@h", kind=kind, methods=methods, hardware=hw, interval_s=interval_s
+    )
+    return new_event(agents_experiment(agent), data, producer=data.instance)
 
 
 def artifact(name: str, size: int = 1000) -> Artifact:

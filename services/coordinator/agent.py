@@ -19,6 +19,7 @@ from greenai.events.subjects import experiment_of_subject, type_filter
 from greenai.projections.experiment import ExperimentState, apply, fold_experiment
 from greenai.projections.skills import SkillMemory, skill_memory
 from greenai.services.coordinator.admission import Refused, admit
+from greenai.services.coordinator.catalogue import live_offers
 from greenai.services.coordinator.planner import needs_policy, plan
 from greenai.services.coordinator.policies.auto import UnknownPolicyError, get_policy
 from greenai.services.coordinator.spec import infer_spec
@@ -32,15 +33,8 @@ from greenai.shared.runtime import bind_consumer, decode_message, instance_id, r
 from greenai.shared.scrub import scrub_text
 
 AGENT = "coordinator"
-TRIGGERS = (
-    "run.requested",
-    "decision.reviewed",
-    "quantize.completed",
-    "prune.completed",
-    "lora.completed",
-    "evaluate.completed",
-    "job.failed",
-)
+# `*.completed`: every step kind's result, whichever agent announced the kind (and evaluations)
+TRIGGERS = ("run.requested", "decision.reviewed", "*.completed", "job.failed")
 DURABLE = "coordinator"
 MAX_DELIVER = 5  # a trigger that fails this often is rejected (event.rejected), never crash-looped
 
@@ -170,8 +164,12 @@ class Coordinator:
                     else:
                         if skills is None:
                             skills = skill_memory([e.envelope async for e in self.store.read_everything()])
+                        wait = 0.0 if policy.name == "plan" else self.settings.capability_wait_s
+                        offers = await live_offers(self.store, wait)
+                        if not offers:
+                            self.log.warning("no live agent announces any method", experiment=state.experiment_id)
                         # off the event loop: an LLM call may take minutes, heartbeats must go on
-                        decision = await asyncio.to_thread(policy.decide, state, skills)
+                        decision = await asyncio.to_thread(policy.decide, state, skills, offers)
                 if not pending:
                     if decision is not None:
                         prefix = f"episode:{state.decided + 1}"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from greenai.events import EventData
 from greenai.events.experiment import DecisionProposed, EpisodeDecided, ExperimentCompleted, ExperimentFailed
-from greenai.events.jobs import STEP_REQUESTS, ArtifactRef, EvaluateRequested
+from greenai.events.jobs import ArtifactRef, EvaluateRequested, step_request_class
 from greenai.events.results import EvaluateCompleted
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.pareto import Candidate, dominates
@@ -183,7 +183,7 @@ def plan(
                 if previous is None
                 else ArtifactRef(kind="artifact", model=run.model, artifact=previous.artifact)
             )
-            request = STEP_REQUESTS[spec.kind](
+            request = step_request_class(spec.kind)(
                 job_id=f"{exp}-ep{n}-s{step}-{spec.kind}",
                 episode=n,
                 step=step,
@@ -236,6 +236,7 @@ def plan(
                         policy=policy_name,
                         rationale=decision.rationale,
                         search_point=decision.search_point,
+                        search_space=decision.search_space,
                     ),
                 )
             )

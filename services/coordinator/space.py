@@ -1,144 +1,99 @@
-"""The search space the search policies sample: single compression steps and short pipelines.
+"""The search space the policies sample, built from what the live agents offer (never a method list).
 
-Written define-by-run against a tiny 'trial' protocol, so the same function serves optuna's trials
-(sampling) and a recorder (rebuilding a past decision's distributions from its stored point).
+A configuration is a *shape* (one compression kind, two compression kinds in pipeline order, or a
+compression followed by a recovery) and its steps. The first step is searched over its method's
+announced grids; later steps of a pipeline take one of their method's presets. Written
+define-by-run against a tiny 'trial' protocol, so one function serves optuna's trials (sampling),
+the enumerator (every configuration, for the bandit and for exhaustion) and the recorder.
+
+Choice names carry a short hash of their choices: when an agent joins or leaves, a coordinate with
+new choices is a new coordinate to optuna (it refuses a categorical whose choices change).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from greenai.events.capabilities import Grid, MethodOffer
 from greenai.events.experiment import Step
+from greenai.projections.capabilities import Offers
+
+SPACES = ("full", "cpu-fast")
 
 
 class TrialLike(Protocol):
     def suggest_categorical(self, name: str, choices: Any) -> Any: ...
 
 
-def suggest_steps(trial: TrialLike) -> tuple[Step, ...]:
-    kind = trial.suggest_categorical("kind", ["quantize", "prune", "prune+lora"])
-    if kind == "quantize":
-        return (_quantize(trial),)
-    prune = _prune(trial)
-    if kind == "prune":
-        return (prune,)
-    steps = trial.suggest_categorical("lora.steps", [50, 100, 200])
-    return (prune, Step(kind="lora", method="lora", params={"steps": steps}))
+def _tag(choices: list[Any]) -> str:
+    return hashlib.sha256(json.dumps(choices, sort_keys=True, default=str).encode()).hexdigest()[:4]
 
 
-def _quantize(trial: TrialLike) -> Step:
-    method = trial.suggest_categorical(
-        "quantize.method", ["autoround", "gptq", "awq", "bnb_int8", "bnb_4bit", "torchao_int8"]
-    )
-    params: dict[str, Any]
-    if method == "autoround":
-        params = {
-            "bits": trial.suggest_categorical("autoround.bits", [2, 3, 4, 8]),
-            "group_size": 64,
-            "iters": trial.suggest_categorical("autoround.iters", [0, 50]),
-        }
-    elif method == "gptq":
-        params = {"bits": trial.suggest_categorical("gptq.bits", [3, 4, 8]), "group_size": 64}
-    elif method == "awq":
-        params = {"bits": 4, "group_size": 64}
-    elif method == "bnb_4bit":
-        params = {"quant_type": trial.suggest_categorical("bnb_4bit.quant_type", ["nf4", "fp4"])}
-    elif method == "torchao_int8":
-        params = {"scheme": trial.suggest_categorical("torchao.scheme", ["dynamic", "weight_only"])}
-    else:
-        params = {}
-    return Step(kind="quantize", method=method, params=params)
+def choose(trial: TrialLike, name: str, choices: list[Any]) -> Any:
+    return trial.suggest_categorical(f"{name}#{_tag(choices)}", choices)
 
 
-def _prune(trial: TrialLike) -> Step:
-    method = trial.suggest_categorical(
-        "prune.method", ["magnitude", "wanda", "sparsegpt", "layer_drop", "mlp_channels"]
-    )
-    if method == "layer_drop":
-        return Step(
-            kind="prune", method=method, params={"layers": trial.suggest_categorical("layer_drop.layers", [2, 4, 6])}
-        )
-    if method == "mlp_channels":
-        return Step(
-            kind="prune",
-            method=method,
-            params={"ratio": trial.suggest_categorical("mlp_channels.ratio", [0.125, 0.25])},
-        )
-    pattern = trial.suggest_categorical("prune.pattern", ["30%", "50%", "2:4"])
-    params: dict[str, Any] = {"pattern": "2:4"} if pattern == "2:4" else {"sparsity": int(pattern[:-1]) / 100}
-    return Step(kind="prune", method=method, params=params)
+@dataclass(frozen=True)
+class Space:
+    offers: Offers
+    name: str = "full"
 
+    def __post_init__(self) -> None:
+        if self.name not in SPACES:
+            raise ValueError(f"unknown search space {self.name!r}; known: {', '.join(SPACES)}")
 
-def cpu_fast_steps(trial: TrialLike) -> tuple[Step, ...]:
-    """Configurations a 2-core CPU runs in minutes (no tuned rounding, no GPTQ/AWQ search, short LoRA).
+    def grids(self, offer: MethodOffer) -> list[Grid]:
+        grids = offer.fast_search if self.name == "cpu-fast" else offer.search
+        return list(grids or [])
 
-    Also the space of the recorded landscape that `bench/search_efficiency.py` replays policies on.
-    """
-    kind = trial.suggest_categorical("kind", ["quantize", "prune", "prune+quantize", "prune+lora"])
-    if kind == "quantize":
-        method = trial.suggest_categorical("quantize.method", ["autoround", "bnb_int8", "bnb_4bit", "torchao_int8"])
-        params: dict[str, Any] = {}
-        if method == "autoround":
-            params = {
-                "bits": trial.suggest_categorical("autoround.bits", [8, 4, 3, 2]),
-                "group_size": trial.suggest_categorical("autoround.group_size", [64, 32, 128]),
-                "iters": 0,
-            }
-        elif method == "bnb_4bit":
-            params = {"quant_type": trial.suggest_categorical("bnb_4bit.quant_type", ["nf4", "fp4"])}
-        elif method == "torchao_int8":
-            params = {"scheme": trial.suggest_categorical("torchao.scheme", ["dynamic", "weight_only"])}
-        return (Step(kind="quantize", method=method, params=params),)
-    if kind == "prune":
-        method = trial.suggest_categorical(
-            "prune.method", ["magnitude", "wanda", "sparsegpt", "layer_drop", "mlp_channels"]
-        )
-        if method == "layer_drop":
-            layers = trial.suggest_categorical("layer_drop.layers", [2, 4, 6, 8])
-            return (Step(kind="prune", method=method, params={"layers": layers}),)
-        if method == "mlp_channels":
-            ratio = trial.suggest_categorical("mlp_channels.ratio", [0.125, 0.25, 0.5])
-            return (Step(kind="prune", method=method, params={"ratio": ratio}),)
-        pattern = trial.suggest_categorical("prune.pattern", ["30%", "50%", "2:4"])
-        params = {"pattern": "2:4"} if pattern == "2:4" else {"sparsity": int(pattern[:-1]) / 100}
-        return (Step(kind="prune", method=method, params=params),)
-    if kind == "prune+quantize":
-        name = trial.suggest_categorical("pipeline", list(_PRUNE_QUANTIZE))
-        return _PRUNE_QUANTIZE[name]
-    name = trial.suggest_categorical("pipeline.lora", list(_PRUNE_LORA))
-    return _PRUNE_LORA[name]
+    def searchable(self, kind: str) -> list[MethodOffer]:
+        return [m for m in self.offers.of_kind(kind) if self.grids(m)]
 
+    def shapes(self) -> list[str]:
+        compress = [k for k in self.offers.kinds("compress") if self.searchable(k)]
+        shapes = list(compress)
+        for i, first in enumerate(compress):
+            for then in compress[i + 1 :]:
+                if self.presets(then):
+                    shapes.append(f"{first}+{then}")
+        for recover in self.offers.kinds("recover"):
+            for first in compress:
+                if self.presets(recover, after=first):
+                    shapes.append(f"{first}+{recover}")
+        return shapes
 
-def _step(kind: str, method: str, **params: Any) -> Step:
-    return Step(kind=kind, method=method, params=params)
+    def presets(self, kind: str, after: str | None = None) -> list[tuple[str, Step]]:
+        """(label, step) for a kind's presets; for recovery kinds, those meant to follow `after`."""
+        out = []
+        for m in self.offers.of_kind(kind):
+            for p in sorted(m.presets, key=lambda p: p.rank):
+                if m.stage == "recover" and p.after != after:
+                    continue
+                label = m.name + "".join(f" {k}={v}" for k, v in sorted(p.params.items()))
+                out.append((label, Step(kind=kind, method=m.name, params=dict(p.params))))
+        return out
 
+    def __call__(self, trial: TrialLike) -> tuple[Step, ...]:
+        shapes = self.shapes()
+        if not shapes:
+            raise LookupError("no live agent offers a searchable method")
+        kinds = choose(trial, "shape", shapes).split("+")
+        steps = [self._searched(trial, kinds[0])]
+        for kind in kinds[1:]:
+            presets = dict(self.presets(kind, after=kinds[0]))
+            steps.append(presets[choose(trial, f"{'+'.join(kinds)}.{kind}", list(presets))])
+        return tuple(steps)
 
-_W4 = _step("quantize", "autoround", bits=4, group_size=64, iters=0)
-_LORA = _step("lora", "lora", steps=50, rank=8)
-_PRUNE_QUANTIZE: dict[str, tuple[Step, ...]] = {
-    "wanda30+w4": (_step("prune", "wanda", sparsity=0.3), _W4),
-    "wanda50+w4": (_step("prune", "wanda", sparsity=0.5), _W4),
-    "sparsegpt30+w4": (_step("prune", "sparsegpt", sparsity=0.3), _W4),
-    "sparsegpt50+w4": (_step("prune", "sparsegpt", sparsity=0.5), _W4),
-    "drop4+w4": (_step("prune", "layer_drop", layers=4), _W4),
-    "mlp25+w4": (_step("prune", "mlp_channels", ratio=0.25), _W4),
-    "sparsegpt50+nf4": (_step("prune", "sparsegpt", sparsity=0.5), _step("quantize", "bnb_4bit", quant_type="nf4")),
-}
-_PRUNE_LORA: dict[str, tuple[Step, ...]] = {
-    "sparsegpt50+lora": (_step("prune", "sparsegpt", sparsity=0.5), _LORA),
-    "drop4+lora": (_step("prune", "layer_drop", layers=4), _LORA),
-}
-
-Space = Callable[[TrialLike], tuple[Step, ...]]
-SPACES: dict[str, Space] = {"full": suggest_steps, "cpu-fast": cpu_fast_steps}
-
-
-def space_of(name: str) -> Space:
-    try:
-        return SPACES[name]
-    except KeyError:
-        raise ValueError(f"unknown search space {name!r}; known: {', '.join(SPACES)}") from None
+    def _searched(self, trial: TrialLike, kind: str) -> Step:
+        offers = {m.name: m for m in self.searchable(kind)}
+        offer = offers[choose(trial, f"{kind}.method", list(offers))]
+        grids = self.grids(offer)
+        grid = grids[choose(trial, f"{offer.name}.variant", list(range(len(grids))))] if len(grids) > 1 else grids[0]
+        params = {k: choose(trial, f"{offer.name}.{k}", list(v)) if len(v) > 1 else v[0] for k, v in grid.items()}
+        return Step(kind=kind, method=offer.name, params=params)
 
 
 class _Walker:
@@ -147,27 +102,34 @@ class _Walker:
     def __init__(self, prefix: list[int]) -> None:
         self.prefix, self.taken, self.sizes = prefix, list[int](), list[int]()
         self.point: dict[str, Any] = {}
+        self.choices: dict[str, list[Any]] = {}
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
         i = len(self.taken)
         pick = self.prefix[i] if i < len(self.prefix) else 0
         self.taken.append(pick)
         self.sizes.append(len(choices))
+        self.choices[name] = list(choices)
         self.point[name] = list(choices)[pick]
         return self.point[name]
 
 
-def configurations(space: Space) -> list[tuple[Step, ...]]:
+@dataclass(frozen=True)
+class Configuration:
+    steps: tuple[Step, ...]
+    point: dict[str, Any]
+    choices: dict[str, list[Any]]
+
+
+def configurations(space: Space) -> list[Configuration]:
     """Every configuration a space can produce, in a fixed order (depth-first over its choices)."""
-    return [steps for steps, _ in configuration_points(space)]
-
-
-def configuration_points(space: Space) -> list[tuple[tuple[Step, ...], dict[str, Any]]]:
-    """Every configuration with the search point (choice name -> value) that produces it."""
+    if not space.shapes():
+        return []
     out, stack = [], [list[int]()]
     while stack:
         walker = _Walker(stack.pop())
-        out.append((space(walker), walker.point))
+        steps = space(walker)
+        out.append(Configuration(steps, walker.point, walker.choices))
         for depth in range(len(walker.taken) - 1, len(walker.prefix) - 1, -1):
             for alt in range(walker.sizes[depth] - 1, walker.taken[depth], -1):
                 stack.append([*walker.taken[:depth], alt])
@@ -175,14 +137,12 @@ def configuration_points(space: Space) -> list[tuple[tuple[Step, ...], dict[str,
 
 
 class Recorder:
-    """Replays a stored point through the space, collecting the distributions optuna needs."""
+    """Collects, for a trial optuna is sampling, the choices of each coordinate (kept in the decision)."""
 
-    def __init__(self, point: dict[str, Any]) -> None:
-        self.point = point
-        self.distributions: dict[str, Any] = {}
+    def __init__(self, trial: TrialLike) -> None:
+        self.trial = trial
+        self.choices: dict[str, list[Any]] = {}
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
-        from optuna.distributions import CategoricalDistribution
-
-        self.distributions[name] = CategoricalDistribution(list(choices))
-        return self.point[name]
+        self.choices[name] = list(choices)
+        return self.trial.suggest_categorical(name, choices)

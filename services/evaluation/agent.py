@@ -14,7 +14,8 @@ from greenai.services.evaluation.benchmarks.auto import benchmark
 from greenai.services.evaluation.benchmarks.base import SUBSET_VERSION, BenchmarkDataError, UnknownBenchmarkError
 from greenai.services.evaluation.job import evaluate_folder
 from greenai.services.evaluation.sandbox import SandboxUnavailable, check_isolation
-from greenai.shared.artifacts import UsesArtifacts
+from greenai.shared.artifacts import UsesArtifacts, compute_device
+from greenai.shared.capabilities import announcer
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
 from greenai.shared.model_io import folder_sha256
@@ -35,6 +36,7 @@ class EvaluationAgent(UsesArtifacts):
             handler=self.handle,
             result_types=(EvaluateCompleted.TYPE,),
             attach=self.attach,
+            announce=announcer(AGENT, "evaluate", list, compute_device(), self.settings),
         )
 
     async def handle(self, request: Envelope) -> Sequence[EventData]:

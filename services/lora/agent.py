@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from greenai.events import Envelope, EventData
 from greenai.events.jobs import LoraRequested
 from greenai.events.results import LoraCompleted
+from greenai.services.lora.catalogue import offers
 from greenai.services.lora.job import lora_to_folder, parse
 from greenai.shared.artifacts import UsesArtifacts, compute_device, job_output_dir, step_completed
+from greenai.shared.capabilities import announcer
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
 from greenai.shared.model_io import count_parameters
@@ -22,7 +24,10 @@ class LoraAgent(UsesArtifacts):
         self.settings = settings
 
     def spec(self) -> JobSpec:
-        return JobSpec(AGENT, LoraRequested.TYPE, "lora", self.handle, (LoraCompleted.TYPE,), self.attach)
+        offered = announcer(AGENT, "lora", offers, compute_device(), self.settings)
+        return JobSpec(
+            AGENT, LoraRequested.TYPE, "lora", self.handle, (LoraCompleted.TYPE,), self.attach, announce=offered
+        )
 
     async def handle(self, request: Envelope) -> Sequence[EventData]:
         job = request.data

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from greenai.events import Envelope, EventData
 from greenai.events.jobs import PruneRequested
 from greenai.events.results import PruneCompleted
+from greenai.services.pruning.catalogue import offers
 from greenai.services.pruning.job import check_architecture, prune_to_folder
 from greenai.services.pruning.methods.auto import get_method
 from greenai.shared.artifacts import UsesArtifacts, compute_device, job_output_dir, step_completed
+from greenai.shared.capabilities import announcer
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
 from greenai.shared.model_io import folder_bytes
@@ -24,7 +26,10 @@ class PruningAgent(UsesArtifacts):
         self.settings = settings
 
     def spec(self) -> JobSpec:
-        return JobSpec(AGENT, PruneRequested.TYPE, "prune", self.handle, (PruneCompleted.TYPE,), self.attach)
+        offered = announcer(AGENT, "prune", lambda: offers(MEMORY_FACTOR), compute_device(), self.settings)
+        return JobSpec(
+            AGENT, PruneRequested.TYPE, "prune", self.handle, (PruneCompleted.TYPE,), self.attach, announce=offered
+        )
 
     async def handle(self, request: Envelope) -> Sequence[EventData]:
         job = request.data

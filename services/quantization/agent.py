@@ -10,8 +10,9 @@ from greenai.events import Envelope, EventData
 from greenai.events.jobs import QuantizeRequested
 from greenai.events.results import QuantizeCompleted
 from greenai.services.quantization.job import quantize_to_folder
-from greenai.services.quantization.methods.auto import get_method
+from greenai.services.quantization.methods.auto import METHODS, get_method
 from greenai.shared.artifacts import UsesArtifacts, compute_device, job_output_dir, step_completed
+from greenai.shared.capabilities import announcer
 from greenai.shared.config import Settings
 from greenai.shared.jobs import run_in_child
 from greenai.shared.model_io import folder_bytes
@@ -33,6 +34,9 @@ class QuantizationAgent(UsesArtifacts):
             handler=self.handle,
             result_types=(QuantizeCompleted.TYPE,),
             attach=self.attach,
+            announce=announcer(
+                AGENT, "quantize", lambda: [m.catalogue_entry() for m in METHODS.values()], self.device, self.settings
+            ),
         )
 
     async def handle(self, request: Envelope) -> Sequence[EventData]:

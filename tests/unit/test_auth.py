@@ -193,3 +193,32 @@ async def test_artifacts_are_written_by_producers_and_read_by_any_role(
     finally:
         await writer.close()
         await reader.close()
+
+
+async def test_an_agent_announces_only_itself_and_the_coordinator_requests_any_kind_but_runs(
+    server: EmbeddedNats, auth: AuthFiles, admin: EventStore
+) -> None:
+    from greenai.events.capabilities import agents_experiment
+    from greenai.events.jobs import ArtifactRef, step_request_class
+    from tests.factories import agent_offers, announced
+
+    quant = [m for m in agent_offers().methods if m.kind == "quantize"]
+    own = announced("quantization", "quantize", quant)
+    store = await connect(server, auth, "quantization")
+    try:
+        await store.append(own)
+        with pytest.raises(PermissionDenied):  # speaking for the pruning agent
+            await store.append(own.model_copy(update={"experiment_id": agents_experiment("pruning")}))
+    finally:
+        await store.close()
+    assert len((await admin.read(agents_experiment("quantization"))).events) == 1
+    assert (await admin.read(agents_experiment("pruning"))).events == []
+    coordinator = await connect(server, auth, "coordinator")
+    try:
+        cast = step_request_class("cast")(job_id="j", episode=1, source=ArtifactRef(kind="base", model="m"), method="x")
+        await coordinator.append(new_event("kinds", cast, producer="c"))  # a kind announced later: allowed
+        with pytest.raises(PermissionDenied):
+            await coordinator.append(new_event("kinds", RunRequested(model="m", dataset="d", episodes=1), producer="c"))
+    finally:
+        await coordinator.close()
+    assert [e.envelope.type for e in (await admin.read("kinds")).events] == ["cast.requested"]

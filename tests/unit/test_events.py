@@ -110,11 +110,13 @@ def test_subject_scheme() -> None:
 
 
 def test_every_registered_type_is_documented() -> None:
+    from greenai.shared.event_docs import main
     from tests import REPO_DOCS
 
     doc = REPO_DOCS.read_text()
     for type_, version in event_types():
         assert f"`{type_}`" in doc, f"{type_} v{version} missing from docs/events.md"
+    assert main(["--check"]) == 0, "docs/events.md's table is generated: python -m greenai.shared.event_docs"
     assert uuid.UUID(str(run_event().event_id))
 
 

@@ -38,7 +38,7 @@ def closed_port() -> int:
 
 def test_a_thousand_episode_history_gives_a_bounded_event() -> None:
     state = fold_experiment("long", long_history())
-    messages = build_prompt(state, SkillMemory(skills=[]), {"cpu_cores": 2})
+    messages = build_prompt(state, SkillMemory(skills=[]), {"cpu_cores": 2}, f.agent_offers())
     prompt_bytes = len(messages[1]["content"].encode())
     assert prompt_bytes > 200_000, "the history really is long"
     policy = LLMPolicy(Settings(llm_base_url="http://127.0.0.1:1/v1", llm_model="m"), GridPolicy())
@@ -61,7 +61,7 @@ def test_credentials_never_reach_the_event(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)  # the key the client sends, as in production
     settings = Settings(llm_base_url=url, llm_model="m", llm_max_attempts=1)
     state = fold_experiment("e", [f.run(policy="llm"), f.spec()])
-    decision = LLMPolicy(settings, GridPolicy()).decide(state, SkillMemory(skills=[]))
+    decision = LLMPolicy(settings, GridPolicy()).decide(state, SkillMemory(skills=[]), f.agent_offers())
     raw = b"".join(new_event("e", note, producer="t").encode() for note in decision.notes)
     assert SECRET.encode() not in raw and b"alice" not in raw
     call = decision.notes[0]

@@ -19,7 +19,7 @@ from greenai.projections.experiment import fold_experiment
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.planner import needs_policy, plan, wants_decision
 from greenai.services.coordinator.policies.base import Decision
-from greenai.services.coordinator.policies.grid import GRID, GridPolicy
+from greenai.services.coordinator.policies.grid import GridPolicy, ladder
 from tests import factories as f
 
 QUANT = Decision.single("quantize", "autoround", {"bits": 4}, "because")
@@ -166,16 +166,17 @@ def test_decisions_must_be_consistent() -> None:
 
 
 def test_grid_policy_walks_the_grid_skipping_what_was_tried() -> None:
-    policy = GridPolicy()
+    policy, offers = GridPolicy(), f.agent_offers()
+    grid = [steps for _, steps, _ in ladder(offers)]
     state = fold_experiment("e", [f.run(), f.spec(), f.staged()])
-    first = policy.decide(state, SkillMemory(skills=[]))
-    assert first.steps == GRID[0].steps
-    state = fold_experiment("e", [f.run(), f.spec(), f.staged(), f.pipeline("e", 1, list(GRID[0].steps))])
-    second = policy.decide(state, SkillMemory(skills=[]))
-    assert second.steps == GRID[1].steps
-    events = [f.run(), f.spec(), f.staged()] + [f.pipeline("e", i + 1, list(d.steps)) for i, d in enumerate(GRID)]
-    assert policy.decide(fold_experiment("e", events), SkillMemory(skills=[])).action == "end"
-    assert any(len(d.steps) == 3 for d in GRID), "the grid explores a prune → quantize → LoRA pipeline"
+    first = policy.decide(state, SkillMemory(skills=[]), offers)
+    assert first.steps == grid[0] and first.steps[0].params["bits"] == 8  # the agents' own first preset
+    state = fold_experiment("e", [f.run(), f.spec(), f.staged(), f.pipeline("e", 1, list(grid[0]))])
+    second = policy.decide(state, SkillMemory(skills=[]), offers)
+    assert second.steps == grid[1]
+    events = [f.run(), f.spec(), f.staged()] + [f.pipeline("e", i + 1, list(d)) for i, d in enumerate(grid)]
+    assert policy.decide(fold_experiment("e", events), SkillMemory(skills=[]), offers).action == "end"
+    assert any(len(d) == 2 and d[1].kind == "lora" for d in grid), "the grid explores pruning then LoRA recovery"
 
 
 def _interactive_events() -> list:

@@ -13,10 +13,22 @@ from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.objectives import PRESETS
 from greenai.services.coordinator.planner import front_improvements, plan, stop_reason, wants_decision
 from greenai.services.coordinator.policies.auto import POLICIES, get_policy
-from greenai.services.coordinator.space import Recorder, suggest_steps
+from greenai.services.coordinator.space import Space
 from tests import factories as f
 
 NONE = SkillMemory(skills=[])
+OFFERS = f.agent_offers()
+
+
+class Replay:
+    """A trial that answers with a stored point, checking the choices are the recorded ones."""
+
+    def __init__(self, point: dict[str, object], choices: dict[str, list[object]]) -> None:
+        self.point, self.choices = point, choices
+
+    def suggest_categorical(self, name: str, choices: object) -> object:
+        assert list(choices) == self.choices[name]  # type: ignore[call-overload]
+        return self.point[name]
 
 
 def run(**kw: object) -> object:
@@ -29,7 +41,7 @@ def history_with(policy_name: str, results: list[tuple[float, float, float]]) ->
     events = [run(), f.spec(), f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500)]
     policy = get_policy(policy_name)
     for n, (acc, ms, size) in enumerate(results, start=1):
-        d = policy.decide(fold_experiment("e", events), NONE)
+        d = policy.decide(fold_experiment("e", events), NONE, OFFERS)
         events.append(
             new_event(
                 "e",
@@ -40,6 +52,7 @@ def history_with(policy_name: str, results: list[tuple[float, float, float]]) ->
                     policy=policy_name,
                     rationale=d.rationale,
                     search_point=d.search_point,
+                    search_space=d.search_space,
                 ),
                 producer="t",
             )
@@ -55,18 +68,18 @@ def history_with(policy_name: str, results: list[tuple[float, float, float]]) ->
 @pytest.mark.parametrize("name", ["tpe", "nsga2", "random"])
 def test_search_policies_are_deterministic_and_record_their_point(name: str) -> None:
     events = history_with(name, [(0.5, 30, 200), (0.55, 40, 300), (0.3, 20, 100)])
-    a = get_policy(name).decide(fold_experiment("e", events), NONE)
-    b = get_policy(name).decide(fold_experiment("e", list(events)), NONE)
-    assert a == b and a.action == "compress" and a.search_point
-    recorder = Recorder(a.search_point)
-    assert suggest_steps(recorder) == a.steps  # the stored point rebuilds the same decision
+    a = get_policy(name).decide(fold_experiment("e", events), NONE, OFFERS)
+    b = get_policy(name).decide(fold_experiment("e", list(events)), NONE, OFFERS)
+    assert a == b and a.action == "compress" and a.search_point and a.search_space
+    # the stored point and choices rebuild the same decision
+    assert Space(OFFERS)(Replay(a.search_point, a.search_space)) == a.steps
     tried = {steps_key(e.data.steps) for e in events if isinstance(e.data, EpisodeDecided)}
     assert steps_key(a.steps) not in tried
 
 
 def test_failed_episodes_become_failed_trials_not_crashes() -> None:
     events = [run(), f.spec(), f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500)]
-    d = get_policy("tpe").decide(fold_experiment("e", events), NONE)
+    d = get_policy("tpe").decide(fold_experiment("e", events), NONE, OFFERS)
     events.append(
         new_event(
             "e",
@@ -77,20 +90,21 @@ def test_failed_episodes_become_failed_trials_not_crashes() -> None:
                 policy="tpe",
                 rationale="r",
                 search_point=d.search_point,
+                search_space=d.search_space,
             ),
             producer="t",
         )
     )
     events += [f.step_requested("e", 1), f.failed("e", "e-ep1-s0-quantize", 1)]
-    assert get_policy("tpe").decide(fold_experiment("e", events), NONE).action == "compress"
+    assert get_policy("tpe").decide(fold_experiment("e", events), NONE, OFFERS).action == "compress"
 
 
 def test_bandit_tries_every_family_then_exploits_the_best() -> None:
     policy = get_policy("bandit")
     events = [run(), f.spec(), f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500)]
     families = []
-    for n in range(1, 9):
-        d = policy.decide(fold_experiment("e", events), NONE)
+    for n in range(1, 10):
+        d = policy.decide(fold_experiment("e", events), NONE, OFFERS)
         families.append(d.rationale.split(":")[1].split("(")[0].strip())
         good = "autoround" in d.rationale
         events.append(
@@ -107,8 +121,8 @@ def test_bandit_tries_every_family_then_exploits_the_best() -> None:
             f.step_completed("e", n),
             f.evaluated("e", n, acc=0.6 if good else 0.2, ms=20, mem=500, size=150),
         ]
-    assert len(set(families)) == 8, "each family once first"
-    nxt = policy.decide(fold_experiment("e", events), NONE)
+    assert len(set(families)) == 9, f"each family once first: {families}"
+    nxt = policy.decide(fold_experiment("e", events), NONE, OFFERS)
     assert "autoround" in nxt.rationale and "UCB" in nxt.rationale
 
 
@@ -159,7 +173,28 @@ def test_policies_do_not_propose_what_the_model_shapes_rule_out() -> None:
     from tests.factories import SPEC  # hidden 64, intermediate 128, 2 layers
 
     q = Step(kind="quantize", method="autoround", params={"bits": 4, "group_size": 48})
-    assert infeasible((q,), SPEC) == "autoround: group size 48 does not divide the layer width(s) [64, 128]"
-    assert infeasible((Step(kind="prune", method="layer_drop", params={"layers": 2}),), SPEC) is not None
-    assert infeasible((q.model_copy(update={"params": {"group_size": 32}}),), SPEC) is None
-    assert infeasible((q,), None) is None  # no spec yet: nothing ruled out
+    assert infeasible((q,), SPEC, OFFERS) == "autoround: group_size 48 does not divide the layer width(s) [64, 128]"
+    assert infeasible((Step(kind="prune", method="layer_drop", params={"layers": 2}),), SPEC, OFFERS) is not None
+    assert infeasible((q.model_copy(update={"params": {"group_size": 32}}),), SPEC, OFFERS) is None
+    # no group size given: the method's own announced default (64) is checked, not a guess
+    assert infeasible((q.model_copy(update={"params": {"bits": 4}}),), SPEC, OFFERS) is None
+    assert infeasible((q,), None, OFFERS) is None  # no spec yet: nothing ruled out
+
+
+def test_a_method_no_live_agent_offers_is_never_proposed() -> None:
+    from greenai.events.experiment import Step
+    from greenai.projections.capabilities import Offers
+    from greenai.services.coordinator.feasibility import infeasible
+    from tests.factories import SPEC
+
+    only_prune = Offers(tuple(m for m in OFFERS.methods if m.kind == "prune"))
+    assert "no live agent offers quantize" in (infeasible((Step(kind="quantize", method="gptq"),), SPEC, only_prune) or "")
+    gpt2 = SPEC.model_copy(update={"family": "bloom"})
+    assert "does not support model family 'bloom'" in (
+        infeasible((Step(kind="prune", method="wanda"),), gpt2, only_prune) or ""
+    )
+    events = [run(), f.spec(), f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500)]
+    for name in ["grid", "bandit", "tpe", "random"]:
+        d = get_policy(name).decide(fold_experiment("e", events), NONE, only_prune)
+        assert d.action == "compress" and {s.kind for s in d.steps} == {"prune"}, (name, d)
+        assert get_policy(name).decide(fold_experiment("e", events), NONE, Offers()).action == "end"

@@ -1,36 +1,36 @@
 """UCB1 over method families: try every family once, then favour the families whose results
-score best under the run's objective, with an exploration bonus for the ones tried less."""
+score best under the run's objective, with an exploration bonus for the ones tried less.
+
+The families are the `group`s the agents announce for their methods; a pipeline's arm is its shape.
+"""
 
 from __future__ import annotations
 
 import math
 
 from greenai.events.experiment import Step, steps_key
+from greenai.projections.capabilities import Offers
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
+from greenai.services.coordinator.feasibility import infeasible
 from greenai.services.coordinator.objectives import PRESETS
 from greenai.services.coordinator.policies.base import Decision, Policy
-from greenai.services.coordinator.space import configurations, space_of
-
-UNSTRUCTURED = {"magnitude", "wanda", "sparsegpt"}
-FAMILIES = {"bnb_int8": "bitsandbytes", "bnb_4bit": "bitsandbytes", "torchao_int8": "torchao"}
+from greenai.services.coordinator.space import Space, configurations
 
 
-def family(steps: tuple[Step, ...]) -> str:
-    """The arm a configuration belongs to: its method family, or its kind of pipeline."""
+def family(steps: tuple[Step, ...], offers: Offers) -> str:
+    """The arm a configuration belongs to: its method's announced group, or its kind of pipeline."""
     if len(steps) > 1:
         return " + ".join(s.kind for s in steps)
-    step = steps[0]
-    if step.kind == "prune":
-        return "unstructured pruning" if step.method in UNSTRUCTURED else "structured pruning"
-    return FAMILIES.get(step.method, step.method)
+    offer = offers.get(steps[0].kind, steps[0].method)
+    return offer.group if offer is not None else steps[0].method
 
 
-def arms(space: str) -> dict[str, list[tuple[Step, ...]]]:
+def arms(space: Space) -> dict[str, list[tuple[Step, ...]]]:
     """The run's search space, grouped into arms; within an arm, configurations in the space's order."""
     out: dict[str, list[tuple[Step, ...]]] = {}
-    for config in configurations(space_of(space)):
-        out.setdefault(family(config), []).append(config)
+    for config in configurations(space):
+        out.setdefault(family(config.steps, space.offers), []).append(config.steps)
     return out
 
 
@@ -38,16 +38,21 @@ class BanditPolicy(Policy):
     name = "bandit"
     exploration = 1.0
 
-    def decide(self, state: ExperimentState, skills: SkillMemory) -> Decision:
+    def decide(self, state: ExperimentState, skills: SkillMemory, offers: Offers) -> Decision:
         tried = state.tried_keys()
         objective = PRESETS[state.run.objective if state.run else "balanced"]
         baseline = state.baseline.result
-        ARMS = arms(state.run.space if state.run else "full")
+        space = Space(offers, state.run.space if state.run else "full")
+        ARMS = {
+            arm: [c for c in configs if infeasible(c, state.spec, offers) is None]
+            for arm, configs in arms(space).items()
+        }
         pulls: dict[str, list[float]] = {arm: [] for arm in ARMS}
         for ep in state.episodes.values():
-            key = steps_key(ep.decision.steps)
-            arm = next((a for a, configs in ARMS.items() if key in {steps_key(c) for c in configs}), None)
-            if arm is None or not ep.finished:
+            if not ep.finished or ep.decision.action != "compress":
+                continue
+            arm = family(tuple(ep.decision.steps), offers)
+            if arm not in pulls:
                 continue
             if ep.evaluated is not None and baseline is not None:
                 pulls[arm].append(objective.score(ep.evaluated, baseline))

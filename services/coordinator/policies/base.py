@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from greenai.events import EventData
 from greenai.events.experiment import Step, StepKind
+from greenai.projections.capabilities import Offers
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
 
@@ -18,6 +19,7 @@ class Decision:
     steps: tuple[Step, ...] = ()
     rationale: str = ""
     search_point: dict[str, Any] | None = None  # the sampler's parameters, kept in the event
+    search_space: dict[str, list[Any]] | None = None  # each parameter's choices then, kept in the event
     notes: tuple[EventData, ...] = ()  # events about how the decision was reached (LLM calls, fallbacks)
 
     @classmethod
@@ -29,5 +31,8 @@ class Policy(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def decide(self, state: ExperimentState, skills: SkillMemory) -> Decision:
-        """Must be a function of its inputs, so a restarted coordinator decides the same."""
+    def decide(self, state: ExperimentState, skills: SkillMemory, offers: Offers) -> Decision:
+        """Must be a function of its inputs, so a restarted coordinator decides the same.
+
+        `offers`: the methods the live agents announce; a method not in it is never proposed.
+        """

@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from greenai.events import EventData
 from greenai.events.experiment import EXCERPT_BYTES, LLMConsulted, PolicyFellBack, Step, digest_messages, excerpt
+from greenai.projections.capabilities import Offers
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.feasibility import infeasible
@@ -28,67 +29,68 @@ from greenai.services.coordinator.policies.base import Decision, Policy
 from greenai.shared.config import Settings
 from greenai.shared.scrub import scrub_text, scrub_url
 
-METHODS = {
-    "quantize": ["autoround", "gptq", "awq", "bnb_int8", "bnb_4bit", "torchao_int8"],
-    "prune": ["magnitude", "wanda", "sparsegpt", "layer_drop", "mlp_channels"],
-    "lora": ["lora", "qlora"],
-}
-ACTION_KIND: dict[str, Literal["quantize", "prune", "lora"]] = {
-    "quantization": "quantize",
-    "pruning": "prune",
-    "lora": "lora",
-    "qlora": "lora",
-}
-
 
 class StepAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["quantize", "prune", "lora"]
-    method: str
+    kind: str = Field(max_length=40)
+    method: str = Field(max_length=80)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
 class LLMAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    action: Literal["quantization", "pruning", "lora", "qlora", "pipeline", "end"]
-    method: str | None = None
+    action: str = Field(max_length=40, description="'compress', 'pipeline', 'end', or a step kind.")
+    method: str | None = Field(default=None, max_length=80)
     params: dict[str, Any] = Field(default_factory=dict)
-    steps: list[StepAnswer] = Field(default_factory=list, description="For action 'pipeline', in order.")
+    steps: list[StepAnswer] = Field(default_factory=list, description="For a pipeline, in order.")
     rationale: str = Field(min_length=1)
 
-    def to_steps(self) -> tuple[Step, ...]:
+    def to_steps(self, offers: Offers) -> tuple[Step, ...]:
+        """The answer's steps, each a method some live agent offers (else a ValueError naming them)."""
         if self.action == "end":
             return ()
-        if self.action == "pipeline":
-            if not self.steps:
-                raise ValueError("action 'pipeline' needs a non-empty 'steps' list")
-            raw: list[tuple[Literal["quantize", "prune", "lora"], str, dict[str, Any]]] = [
-                (s.kind, s.method, s.params) for s in self.steps
-            ]
+        if self.steps:
+            raw = [(s.kind, s.method, s.params) for s in self.steps]
         else:
             if not self.method:
-                raise ValueError(f"action {self.action!r} needs a 'method'")
-            method = "qlora" if self.action == "qlora" else self.method
-            raw = [(ACTION_KIND[self.action], method, self.params)]
+                raise ValueError(f"action {self.action!r} needs a 'method' (or 'steps')")
+            kinds = [m.kind for m in offers.methods if m.name == self.method]
+            kind = self.action if self.action in kinds else (kinds[0] if len(kinds) == 1 else self.action)
+            raw = [(kind, self.method, self.params)]
         for kind, method, _ in raw:
-            if method not in METHODS[kind]:
-                raise ValueError(f"unknown {kind} method {method!r}; choose one of {METHODS[kind]}")
+            if offers.get(kind, method) is None:
+                offered = {k: [m.name for m in offers.of_kind(k)] for k in offers.kinds()}
+                raise ValueError(f"no live agent offers {kind} method {method!r}; offered now: {offered}")
         return tuple(Step(kind=k, method=m, params=p) for k, m, p in raw)
 
 
 SYSTEM = (
-    "You are an expert in compressing large language models (quantization, pruning, LoRA recovery). "
-    "Each episode you choose ONE next experiment. Answer with a single JSON object and nothing else, of the form "
-    '{"action": "quantization"|"pruning"|"lora"|"qlora"|"pipeline"|"end", "method": str, "params": {...}, '
-    '"steps": [{"kind": "quantize"|"prune"|"lora", "method": str, "params": {...}}], "rationale": str}. '
-    f"Methods: {json.dumps(METHODS)}. Useful params: autoround/gptq bits 2|3|4|8 and group_size 64; "
-    "awq group_size 64; bnb_4bit quant_type nf4|fp4; torchao_int8 scheme dynamic|weight_only; "
-    "magnitude/wanda/sparsegpt sparsity 0-1 or pattern '2:4'; layer_drop layers N; mlp_channels ratio 0-1; "
-    "lora/qlora steps, rank. Do not repeat an experiment already in the history."
+    "You are an expert in compressing large language models (quantization, pruning, recovery by fine-tuning "
+    "or distillation). Each episode you choose ONE next experiment. Answer with a single JSON object and nothing "
+    'else, of the form {"action": "compress"|"end", "steps": [{"kind": str, "method": str, "params": {...}}], '
+    '"rationale": str}: one step, or a pipeline of steps run in order. Use only the methods listed under '
+    '"methods" in the context (what the agents on the bus offer now), with their parameters. '
+    "Do not repeat an experiment already in the history."
 )
 
 
-def build_prompt(state: ExperimentState, skills: SkillMemory, hardware: dict[str, Any]) -> list[dict[str, str]]:
+def method_list(offers: Offers) -> list[dict[str, Any]]:
+    """The catalogue as the LLM sees it: kind, name, what it does, its parameters and useful values."""
+    out = []
+    for m in offers.methods:
+        props = m.params_schema.get("properties", {})
+        out.append({
+            "kind": m.kind, "method": m.name, "stage": m.stage, "summary": m.summary,
+            "params": {k: {"type": v.get("type"), "default": v.get("default")} for k, v in list(props.items())[:12]},
+            "useful_values": m.search[:4],
+            "families": m.families,
+        })  # fmt: skip
+    return out
+
+
+def build_prompt(
+    state: ExperimentState, skills: SkillMemory, hardware: dict[str, Any], offers: Offers
+) -> list[dict[str, str]]:
     run, spec = state.run, state.spec
     assert run is not None
     history = [
@@ -107,6 +109,7 @@ def build_prompt(state: ExperimentState, skills: SkillMemory, hardware: dict[str
     context = {
         "model": spec.model_dump() if spec else None,
         "hardware": hardware,
+        "methods": method_list(offers),
         "objective": run.objective,
         "target_benchmark": run.dataset,
         "baseline": {
@@ -136,12 +139,12 @@ def hardware_summary() -> dict[str, Any]:
     return {"cpu_cores": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "gpus": gpus}
 
 
-def parse_answer(text: str) -> tuple[LLMAnswer, tuple[Step, ...]]:
+def parse_answer(text: str, offers: Offers) -> tuple[LLMAnswer, tuple[Step, ...]]:
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end <= start:
         raise ValueError("the answer contains no JSON object")
     answer = LLMAnswer.model_validate(json.loads(text[start : end + 1]))
-    return answer, answer.to_steps()
+    return answer, answer.to_steps(offers)
 
 
 class LLMPolicy(Policy):
@@ -151,14 +154,14 @@ class LLMPolicy(Policy):
         self.settings = settings
         self.fallback = fallback
 
-    def decide(self, state: ExperimentState, skills: SkillMemory) -> Decision:
+    def decide(self, state: ExperimentState, skills: SkillMemory, offers: Offers) -> Decision:
         from openai import OpenAI
 
         episode = state.decided + 1
         client = OpenAI(
             base_url=self.settings.llm_base_url, api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), timeout=120
         )
-        messages = build_prompt(state, skills, hardware_summary())
+        messages = build_prompt(state, skills, hardware_summary(), offers)
         notes: list[EventData] = []
         last_error = ""
         for attempt in range(1, self.settings.llm_max_attempts + 1):
@@ -174,8 +177,8 @@ class LLMPolicy(Policy):
                 )
                 text = response.choices[0].message.content or ""
                 usage = response.usage
-                answer, steps = parse_answer(text)
-                why_not = infeasible(steps, state.spec)
+                answer, steps = parse_answer(text, offers)
+                why_not = infeasible(steps, state.spec, offers)
                 if why_not is not None:
                     raise ValueError(f"that configuration cannot run on this model: {why_not}")
             except (ValidationError, ValueError, json.JSONDecodeError) as exc:
@@ -202,7 +205,7 @@ class LLMPolicy(Policy):
                     "content": f"That answer was invalid ({error}). Reply with only the corrected JSON object.",
                 },
             ]
-        fallback = self.fallback.decide(state, skills)
+        fallback = self.fallback.decide(state, skills, offers)
         notes.append(
             PolicyFellBack(
                 episode=episode,
@@ -216,6 +219,7 @@ class LLMPolicy(Policy):
             fallback.steps,
             f"fallback to {self.fallback.name}: {fallback.rationale}",
             search_point=fallback.search_point,
+            search_space=fallback.search_space,
             notes=tuple(notes),
         )
 

@@ -3,6 +3,7 @@ pipeline, or for comparing a hand-picked set of configurations."""
 
 from __future__ import annotations
 
+from greenai.projections.capabilities import Offers
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.policies.base import Decision, Policy
@@ -11,7 +12,7 @@ from greenai.services.coordinator.policies.base import Decision, Policy
 class PlanPolicy(Policy):
     name = "plan"
 
-    def decide(self, state: ExperimentState, skills: SkillMemory) -> Decision:
+    def decide(self, state: ExperimentState, skills: SkillMemory, offers: Offers) -> Decision:
         plan = state.run.plan if state.run else None
         if not plan:
             return Decision("end", rationale="policy 'plan' needs a plan in the run request; none was given")

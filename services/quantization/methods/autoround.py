@@ -15,6 +15,7 @@ from greenai.services.quantization.methods.base import (
     Requirements,
     check_group_size,
 )
+from greenai.shared.capabilities import preset
 from greenai.shared.jobs import JobError
 
 
@@ -32,6 +33,17 @@ class AutoRoundMethod(QuantizationMethod):
     name = "autoround"
     config_class = AutoRoundConfig
     requirements = Requirements(cpu=True, cuda=True, memory_factor=2.5, note="tuning is ~20x faster on CUDA")
+    summary = "AutoRound weight-only quantization: round-to-nearest (iters=0) or sign-gradient tuned rounding"
+    order = 60
+    divides_widths = ("group_size",)
+    search = ({"bits": [2, 3, 4, 8], "group_size": [64], "iters": [0, 50]},)
+    fast_search = ({"bits": [8, 4, 3, 2], "group_size": [64, 32, 128], "iters": [0]},)
+    presets = (
+        preset(10, "8-bit RTN: near-lossless reference point", bits=8, group_size=64, iters=0),
+        preset(20, "4-bit RTN: ~3x smaller, the usual sweet spot", bits=4, group_size=64, iters=0),
+        preset(120, "4-bit tuned rounding: recovers RTN loss", bits=4, group_size=64, iters=50),
+        preset(130, "3-bit RTN: probes the low end", bits=3, group_size=64, iters=0),
+    )
 
     def uses_calibration(self, config: MethodConfig) -> bool:
         assert isinstance(config, AutoRoundConfig)

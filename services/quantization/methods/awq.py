@@ -19,6 +19,7 @@ from greenai.services.quantization.methods.base import (
     Requirements,
     check_group_size,
 )
+from greenai.shared.capabilities import preset
 
 
 class AWQConfig(MethodConfig):
@@ -31,6 +32,11 @@ class AWQMethod(QuantizationMethod):
     name = "awq"
     config_class = AWQConfig
     requirements = Requirements(cpu=True, cuda=True, memory_factor=2.5, note="CPU: GPTQModel's torch AWQ kernel")
+    summary = "AWQ 4-bit: activation-aware per-channel scales before rounding"
+    order = 60
+    divides_widths = ("group_size",)
+    search = ({"bits": [4], "group_size": [64]},)
+    presets = (preset(40, "AWQ 4-bit: activation-aware scales recover RTN's loss", bits=4, group_size=64),)
     needs_calibration = True
 
     def check_model(self, config: MethodConfig, model_config: Any) -> None:

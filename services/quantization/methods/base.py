@@ -9,6 +9,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from greenai.events.capabilities import MethodOffer
+from greenai.events.capabilities import Requirements as OfferedRequirements
+from greenai.shared.capabilities import Offered
 from greenai.shared.jobs import JobError
 from greenai.shared.model_layout import family_of, input_widths
 
@@ -53,11 +56,19 @@ def check_group_size(method: str, group_size: int, model_config: Any) -> None:
         )
 
 
-class QuantizationMethod(ABC):
+class QuantizationMethod(Offered, ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[MethodConfig]]
     requirements: ClassVar[Requirements]
     needs_calibration: ClassVar[bool] = False
+
+    @classmethod
+    def catalogue_entry(cls) -> MethodOffer:
+        """What the quantization agent announces for this method."""
+        r = cls.requirements
+        return cls.offer(
+            "quantize", OfferedRequirements(cpu=r.cpu, cuda=r.cuda, memory_factor=r.memory_factor, note=r.note)
+        )
 
     def parse(self, params: dict[str, Any]) -> MethodConfig:
         try:

@@ -10,6 +10,7 @@ from greenai.services.quantization.methods.base import (
     QuantizeContext,
     Requirements,
 )
+from greenai.shared.capabilities import preset
 
 
 class Int8Config(MethodConfig):
@@ -26,6 +27,12 @@ class BitsAndBytesInt8(QuantizationMethod):
     name = "bnb_int8"
     config_class = Int8Config
     requirements = Requirements(cpu=True, cuda=True, memory_factor=1.5, note="bitsandbytes >= 0.48 has CPU kernels")
+    summary = "LLM.int8: 8-bit weights with outlier features kept in 16 bit; no calibration"
+    group = "bitsandbytes"
+    order = 60
+    search = ({},)
+    fast_search = search
+    presets = (preset(100, "LLM.int8: outlier-aware 8-bit, no calibration"),)
 
     def quantize(self, config: MethodConfig, ctx: QuantizeContext) -> None:
         assert isinstance(config, Int8Config)
@@ -38,6 +45,12 @@ class BitsAndBytes4Bit(QuantizationMethod):
     name = "bnb_4bit"
     config_class = FourBitConfig
     requirements = Requirements(cpu=True, cuda=True, memory_factor=1.5, note="bitsandbytes >= 0.48 has CPU kernels")
+    summary = "bitsandbytes 4-bit (NF4 or FP4), the base QLoRA trains on"
+    group = "bitsandbytes"
+    order = 60
+    search = ({"quant_type": ["nf4", "fp4"]},)
+    fast_search = search
+    presets = (preset(110, "NF4: QLoRA's 4-bit base", quant_type="nf4"),)
 
     def quantize(self, config: MethodConfig, ctx: QuantizeContext) -> None:
         assert isinstance(config, FourBitConfig)

@@ -18,6 +18,7 @@ from greenai.services.quantization.methods.base import (
     Requirements,
     check_group_size,
 )
+from greenai.shared.capabilities import preset
 
 
 class GPTQConfig(MethodConfig):
@@ -32,6 +33,11 @@ class GPTQMethod(QuantizationMethod):
     name = "gptq"
     config_class = GPTQConfig
     requirements = Requirements(cpu=True, cuda=True, memory_factor=2.5, note="GPTQModel: CPU kernels run in bfloat16")
+    summary = "GPTQ: second-order (Hessian-aware) rounding, layer by layer"
+    order = 60
+    divides_widths = ("group_size",)
+    search = ({"bits": [3, 4, 8], "group_size": [64]},)
+    presets = (preset(50, "GPTQ 4-bit: second-order rounding", bits=4, group_size=64),)
     needs_calibration = True
 
     def check_model(self, config: MethodConfig, model_config: Any) -> None:

@@ -14,6 +14,7 @@ from greenai.services.quantization.methods.base import (
     QuantizeContext,
     Requirements,
 )
+from greenai.shared.capabilities import preset
 
 
 class TorchAoInt8Config(MethodConfig):
@@ -24,6 +25,12 @@ class TorchAoInt8(QuantizationMethod):
     name = "torchao_int8"
     config_class = TorchAoInt8Config
     requirements = Requirements(cpu=True, cuda=True, memory_factor=1.5, note="fastest with torch.compile")
+    summary = "torchao int8: dynamic (int8 activations and weights) or weight-only"
+    group = "torchao"
+    order = 60
+    search = ({"scheme": ["dynamic", "weight_only"]},)
+    fast_search = search
+    presets = (preset(30, "int8 activations and weights: the CPU speed-up candidate", scheme="dynamic"),)
 
     def quantize(self, config: MethodConfig, ctx: QuantizeContext) -> None:
         assert isinstance(config, TorchAoInt8Config)

@@ -1,0 +1,69 @@
+"""The catalogue is announced by the agents: the fold keeps what live agents offer, ignores
+announcements in another role's name, and new step kinds travel without a new event class."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from greenai.events import decode, new_event
+from greenai.events.capabilities import AgentAnnounced, Hardware, MethodOffer
+from greenai.events.jobs import ArtifactRef, step_request_class
+from greenai.events.results import step_completion_class
+from greenai.projections.capabilities import fold_catalogue
+from greenai.services.coordinator.space import Space, configurations
+from tests import factories as f
+
+CAST = MethodOffer(kind="cast", name="bf16", group="cast", search=[{}], presets=[])
+
+
+def test_live_offers_follow_announcements_and_expire() -> None:
+    offers = f.agent_offers()
+    quant = [m for m in offers.methods if m.kind == "quantize"]
+    a = f.announced("quantization", "quantize", quant, interval_s=10)
+    catalogue = fold_catalogue([a])
+    assert {m.name for m in catalogue.live(a.time).methods} == {m.name for m in quant}
+    assert not catalogue.live(a.time + timedelta(seconds=31))  # three beats missed: gone
+
+
+def test_an_announcement_in_another_roles_name_is_ignored() -> None:
+    forged = f.announced("quantization", "cast", [CAST])
+    moved = forged.model_copy(update={"experiment_id": "_agents-pruning"})
+    assert not fold_catalogue([moved]).live(forged.time)
+    with pytest.raises(ValidationError, match="may offer only"):
+        AgentAnnounced(
+            agent="x", instance="x", kind="prune", methods=[CAST], interval_s=5,
+            hardware=Hardware(host="h", device="cpu", cpus=1, memory_bytes=1),
+        )  # fmt: skip
+
+
+def test_oversized_or_unbounded_catalogue_entries_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        MethodOffer(kind="cast", name="x", group="g", search=[{"p": list(range(100))}])
+    with pytest.raises(ValidationError):
+        MethodOffer(kind="Cast; rm", name="x", group="g")
+
+
+def test_a_new_step_kind_needs_no_new_event_class() -> None:
+    cls = step_request_class("cast")
+    env = new_event(
+        "e", cls(job_id="j1", episode=1, source=ArtifactRef(kind="base", model="m"), method="bf16"), producer="t"
+    )
+    back = decode(env.model_dump_json().encode())
+    assert back.type == "cast.requested" and back.data.method == "bf16"  # type: ignore[attr-defined]
+    assert step_completion_class("cast").TYPE == "cast.completed"
+    with pytest.raises(ValueError):
+        step_request_class("run")  # a reserved word is not a step kind
+
+
+def test_an_announced_kind_enters_the_space_and_its_presets_the_grid() -> None:
+    offers = f.agent_offers()
+    cast = CAST.model_copy(update={"presets": [f.preset(5, "half precision")]})
+    catalogue = fold_catalogue([f.announced("cast", "cast", [cast])])
+    both = type(offers)(tuple(sorted([*offers.methods, cast], key=lambda m: (m.kind, m.name))))
+    assert catalogue.live(catalogue.instances["cast@h"].at).methods == (cast,)
+    space = Space(both)
+    assert "cast" in space.shapes()
+    assert any(c.steps[0].kind == "cast" for c in configurations(space))
