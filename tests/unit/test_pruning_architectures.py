@@ -4,6 +4,7 @@ or it is refused as `unsupported` before any weights are read."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,11 +12,17 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
+from greenai.events import new_event
+from greenai.events.jobs import ArtifactRef, JobFailed, PruneRequested
+from greenai.services.pruning.agent import PruningAgent
 from greenai.services.pruning.job import check_architecture, prune_to_folder
 from greenai.services.pruning.methods import auto
 from greenai.services.pruning.methods.magnitude import MagnitudePruning
+from greenai.shared.config import Settings
+from greenai.shared.eventstore import EventStore
 from greenai.shared.jobs import JobError
 from greenai.shared.model_layout import UnsupportedArchitecture, family_of, layout_of
+from greenai.shared.runtime import JobWorker
 from tests.unit.test_model_layout import V, tiny_config
 
 TYPES = ["gpt2", "qwen2", "phi3", "llama", "gemma2", "gpt_neox"]
@@ -152,3 +159,70 @@ def test_an_unknown_architecture_is_unsupported_for_every_method_never_an_attrib
             prune_to_folder(method, {}, str(source), str(tmp_path / "o"), str(data_dir), 4, 64, 0, "cpu")
         assert refused.value.reason == "unsupported" and repr(model_type) in str(refused.value)
         assert "supported: " in str(refused.value) and not (tmp_path / "o").exists()
+
+
+async def test_the_agent_fails_an_unknown_architecture_once_as_unsupported_and_serves_on(
+    store: EventStore, model_dirs: dict[str, Path], data_dir: Path, tmp_path: Path
+) -> None:
+    """Through a real JetStream: refused before the weights (which are garbage here) are read,
+    final at the first attempt; a GPT-2 job behind it is pruned."""
+    unknown = tmp_path / "models" / "mamba-ish"
+    unknown.mkdir(parents=True)
+    (unknown / "config.json").write_text(json.dumps({"model_type": "mamba", "hidden_size": 64}))
+    (unknown / "model.safetensors").write_bytes(b"never read")
+    gpt2 = tmp_path / "models" / "gpt2"
+    gpt2.mkdir()
+    for f in model_dirs["gpt2"].iterdir():
+        (gpt2 / f.name).write_bytes(f.read_bytes())
+    settings = Settings(work_dir=tmp_path / "work", data_dir=data_dir, model_roots=[tmp_path / "models"])
+    for n, (model, method) in enumerate([(unknown, "wanda"), (gpt2, "magnitude")], start=1):
+        data = PruneRequested(
+            job_id=f"job{n}", episode=n, source=ArtifactRef(kind="base", model=str(model)), method=method, params={}
+        )
+        await store.append(new_event("exp", data, producer="test", key=f"p{n}"))
+    worker = JobWorker(store, PruningAgent(settings).spec(), ack_wait_s=30, max_attempts=3)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.serve(stop))
+    try:
+        async with asyncio.timeout(120):
+            while True:
+                events = (await store.read("exp")).envelopes
+                done = [e for e in events if e.type == "prune.completed"]
+                failed = [e.data for e in events if isinstance(e.data, JobFailed)]
+                if done and failed:
+                    break
+                await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await task
+    (failure,) = failed
+    assert failure.job_id == "job1" and failure.reason == "unsupported" and failure.final and failure.attempt == 1
+    assert "'mamba'" in failure.message and "gpt2" in failure.message
+    assert done[0].data.job_id == "job2"
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+def test_removing_channels_that_feed_nothing_leaves_the_mlp_function_unchanged(model_type: str) -> None:
+    """Channels whose output column is zero contribute nothing: removing exactly them (Phi-3: from
+    both halves of gate_up; GPT-2: Conv1D columns and bias) must not change the MLP's output."""
+    from transformers import AutoModelForCausalLM
+
+    from greenai.services.pruning.methods.mlp_channels import keep_channels
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(tiny_config(model_type)).eval()
+    layout = layout_of(model)
+    block = layout.blocks[0]
+    mlp = layout.mlp(block)
+    keep = torch.arange(0, 128, 3)
+    with torch.no_grad():
+        dead = torch.ones(128, dtype=torch.bool)
+        dead[keep] = False
+        mlp.output.weight[:, dead] = 0
+        x = torch.randn(2, 5, 64)
+        module = block.mlp
+        before = module(x)
+        keep_channels(mlp, keep, 128)
+        after = module(x)
+    assert after.shape == before.shape and torch.allclose(after, before, atol=1e-5)
+    assert mlp.output.in_features == len(keep)
