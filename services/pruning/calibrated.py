@@ -84,6 +84,7 @@ def layerwise(
         return hidden_states if hidden_states is not None else kwargs.get("hidden_states")
 
     handles = [layer.register_forward_pre_hook(catcher(i), with_kwargs=True) for i, layer in enumerate(layers)]
+    own = [layer.__dict__.get("forward") for layer in layers]  # e.g. accelerate's device hooks
     for layer in layers:
         layer.forward = passthrough  # instance attribute: only the catching pass skips the compute
     try:
@@ -94,8 +95,11 @@ def layerwise(
     finally:
         for handle in handles:
             handle.remove()
-        for layer in layers:
-            del layer.forward
+        for layer, forward in zip(layers, own, strict=True):
+            if forward is None:
+                del layer.forward
+            else:
+                layer.forward = forward
 
     with torch.no_grad():
         hiddens = hidden0
