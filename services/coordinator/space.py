@@ -1,8 +1,10 @@
 """The search space the policies sample, built from what the live agents offer (never a method list).
 
 A configuration is a *shape* (one compression kind, two compression kinds in pipeline order, or a
-compression followed by a recovery) and its steps. The first step is searched over its method's
-announced grids; later steps of a pipeline take one of their method's presets. Written
+compression followed by a recovery) and its steps. A single step is searched over its method's
+announced grids; a pipeline combines the methods' presets (the settings their owners recommend), so
+pipelines stay few. In the cpu-fast space a preset counts only if its values lie in the method's
+fast grids. Written
 define-by-run against a tiny 'trial' protocol, so one function serves optuna's trials (sampling),
 the enumerator (every configuration, for the bandit and for exhaustion) and the recorder.
 
@@ -57,20 +59,25 @@ class Space:
         shapes = list(compress)
         for i, first in enumerate(compress):
             for then in compress[i + 1 :]:
-                if self.presets(then):
+                if self.presets(first) and self.presets(then):
                     shapes.append(f"{first}+{then}")
         for recover in self.offers.kinds("recover"):
             for first in compress:
-                if self.presets(recover, after=first):
+                if self.presets(first) and self.presets(recover, after=first):
                     shapes.append(f"{first}+{recover}")
         return shapes
 
+    def _fits(self, offer: MethodOffer, params: dict[str, Any]) -> bool:
+        if self.name != "cpu-fast":
+            return True
+        return any(all(v in grid.get(k, [v]) for k, v in params.items()) for grid in offer.fast_search or [])
+
     def presets(self, kind: str, after: str | None = None) -> list[tuple[str, Step]]:
-        """(label, step) for a kind's presets; for recovery kinds, those meant to follow `after`."""
+        """(label, step) for a kind's presets in this space; for recovery kinds, those meant to follow `after`."""
         out = []
         for m in self.offers.of_kind(kind):
             for p in sorted(m.presets, key=lambda p: p.rank):
-                if m.stage == "recover" and p.after != after:
+                if (m.stage == "recover" and p.after != after) or not self._fits(m, p.params):
                     continue
                 label = m.name + "".join(f" {k}={v}" for k, v in sorted(p.params.items()))
                 out.append((label, Step(kind=kind, method=m.name, params=dict(p.params))))
@@ -80,11 +87,14 @@ class Space:
         shapes = self.shapes()
         if not shapes:
             raise LookupError("no live agent offers a searchable method")
-        kinds = choose(trial, "shape", shapes).split("+")
-        steps = [self._searched(trial, kinds[0])]
-        for kind in kinds[1:]:
-            presets = dict(self.presets(kind, after=kinds[0]))
-            steps.append(presets[choose(trial, f"{'+'.join(kinds)}.{kind}", list(presets))])
+        shape = choose(trial, "shape", shapes)
+        kinds = shape.split("+")
+        if len(kinds) == 1:
+            return (self._searched(trial, kinds[0]),)
+        steps = []
+        for kind in kinds:
+            presets = dict(self.presets(kind, after=kinds[0] if kind != kinds[0] else None))
+            steps.append(presets[choose(trial, f"{shape}.{kind}", list(presets))])
         return tuple(steps)
 
     def _searched(self, trial: TrialLike, kind: str) -> Step:
