@@ -108,6 +108,20 @@ def require_family(model_type: object) -> str:
     return family
 
 
+def require_supported(method: str, families: Iterable[str] | None, model_type: object) -> str:
+    """The family of `model_type` if a method announcing `families` (None: every family here) runs
+    on it; otherwise a JobError `unsupported` naming both — for any agent, before it loads weights."""
+    family = require_family(model_type)
+    allowed = ALL_FAMILIES if families is None else frozenset(families)
+    if family not in allowed:
+        raise JobError(
+            f"{method} does not support the {family} family (model_type {model_type!r}); "
+            f"it supports: {', '.join(sorted(allowed))}",
+            "unsupported",
+        )
+    return family
+
+
 def folder_model_type(folder: str | Path) -> object:
     """`model_type` from a model folder's config.json, without touching its weights."""
     path = Path(folder) / "config.json"

@@ -215,3 +215,15 @@ def test_quantization_group_size_check_sees_the_widths_the_layout_knows() -> Non
     check_group_size("gptq", 64, gpt2)
     with pytest.raises(JobError, match=r"\[64, 256\]"):
         check_group_size("gptq", 96, gpt2)
+
+
+def test_require_supported_names_the_method_family_and_what_it_runs_on() -> None:
+    from greenai.shared.model_layout import require_supported
+
+    assert require_supported("gptq", None, "qwen3") == "qwen2"
+    assert require_supported("gptq", {"llama", "qwen2"}, "mistral") == "llama"
+    with pytest.raises(JobError, match="gptq does not support the gpt2 family") as refused:
+        require_supported("gptq", {"llama", "qwen2"}, "gpt2")
+    assert refused.value.reason == "unsupported" and "llama, qwen2" in str(refused.value)
+    with pytest.raises(UnsupportedArchitecture, match="'rwkv'"):
+        require_supported("gptq", None, "rwkv")

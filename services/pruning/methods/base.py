@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from greenai.shared.jobs import JobError
-from greenai.shared.model_layout import ALL_FAMILIES, Projection, layout_of, require_family
+from greenai.shared.model_layout import ALL_FAMILIES, Projection, layout_of, require_supported
 
 
 class PruneConfig(BaseModel):
@@ -41,14 +41,7 @@ class PruningMethod(ABC):
 
     def check_family(self, model_type: object) -> str:
         """The model's family, or `UnsupportedArchitecture` (a JobError, reason `unsupported`)."""
-        family = require_family(model_type)
-        if family not in self.families:
-            raise JobError(
-                f"{self.name} does not support the {family} family (model_type {model_type!r}); "
-                f"it supports: {', '.join(sorted(self.families))}",
-                "unsupported",
-            )
-        return family
+        return require_supported(self.name, self.families, model_type)
 
     @abstractmethod
     def prune(self, model: Any, tokenizer: Any, config: PruneConfig, ctx: PruneContext) -> None:
