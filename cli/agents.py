@@ -18,7 +18,7 @@ from greenai.shared.config import Settings
 from greenai.shared.logging import configure_logging, get_logger
 from greenai.shared.runtime import install_stop_signals
 
-AGENTS = ("coordinator", "quantization", "pruning", "lora", "evaluation")
+AGENTS = ("coordinator", "quantization", "pruning", "lora", "distillation", "evaluation")
 
 
 # The built-in step agents: role -> the class whose `spec()` describes its jobs. A new kind of agent
@@ -27,6 +27,7 @@ STEP_AGENTS = {
     "quantization": "greenai.services.quantization.agent:QuantizationAgent",
     "pruning": "greenai.services.pruning.agent:PruningAgent",
     "lora": "greenai.services.lora.agent:LoraAgent",
+    "distillation": "greenai.services.distillation.agent:DistillationAgent",
     "evaluation": "greenai.services.evaluation.agent:EvaluationAgent",
 }
 

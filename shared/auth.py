@@ -19,7 +19,7 @@ from typing import Any
 
 from greenai.events.capabilities import agents_experiment
 
-ROLES = ("coordinator", "quantization", "pruning", "lora", "evaluation", "cli", "viewer", "admin")
+ROLES = ("coordinator", "quantization", "pruning", "lora", "distillation", "evaluation", "cli", "viewer", "admin")
 _STEP_RESULTS = ("job.started", "job.failed", "event.rejected", "agent.announced")
 # Types a role may append only under its own name: an agent announces itself, never another.
 SELF_SCOPED = ("agent.announced",)
@@ -34,6 +34,7 @@ PRODUCES: dict[str, tuple[str, ...]] = {
     "quantization": ("quantize.completed", *_STEP_RESULTS),
     "pruning": ("prune.completed", *_STEP_RESULTS),
     "lora": ("lora.completed", *_STEP_RESULTS),
+    "distillation": ("distill.completed", *_STEP_RESULTS),  # = step_agent_types("distill"): a generic step kind
     "evaluation": ("evaluate.completed", *_STEP_RESULTS),
     "viewer": (),
 }  # fmt: skip
@@ -108,6 +109,11 @@ def permissions(role: str, stream: str, bucket: str, produces: tuple[str, ...] |
                 f"{api}.CONSUMER.MSG.NEXT.{obj}.*",
                 f"{api}.DIRECT.GET.{obj}", f"{api}.DIRECT.GET.{obj}.>", f"{api}.STREAM.MSG.GET.{obj}",
                 f"$JS.FC.{obj}.>"]  # fmt: skip
+    if step_kinds_of(types):  # step agents hold their host's lease (shared.host_lease)
+        kv = "KV_greenai-hosts"
+        publish += ["$KV.greenai-hosts.>", f"{api}.STREAM.INFO.{kv}", f"{api}.DIRECT.GET.{kv}.>",
+                    f"{api}.STREAM.MSG.GET.{kv}", f"{api}.CONSUMER.CREATE.{kv}", f"{api}.CONSUMER.CREATE.{kv}.>",
+                    f"$JS.FC.{kv}.>"]  # fmt: skip
     if writes_artifacts(role, types):
         publish += [f"$O.{bucket}.C.>", f"$O.{bucket}.M.>"]
     rules: dict[str, Any] = {"allow": publish}
