@@ -33,6 +33,7 @@ from greenai.events.jobs import JobStarted
 from greenai.shared.artifact_store import ArtifactStore
 from greenai.shared.auth import client_options, init_auth
 from greenai.shared.eventstore import EventStore
+from greenai.shared.host_lease import ensure_hosts_bucket
 from greenai.shared.nats_cluster import LocalCluster
 from greenai.shared.nats_server import start_nats_server
 
@@ -138,6 +139,7 @@ async def run_scenario(s: Scenario, data_dir: Path, timeout: float) -> dict[str,
         url, "GREENAI_EVENTS", options=client_options(auth.seed("admin")), limits=StreamLimits(replicas=replicas)
     )
     await ArtifactStore(admin.js, "greenai-artifacts", root / "admin-cache", replicas=replicas).ensure_bucket()
+    await ensure_hosts_bucket(admin.js, replicas)
     names = ("coordinator", "quantization", "pruning", "lora", "evaluation")
     disk = root / "work" / "evaluation"
     ballast = None
@@ -227,6 +229,53 @@ async def run_scenario(s: Scenario, data_dir: Path, timeout: float) -> dict[str,
     return row
 
 
+HEADING = "## Faults (bench/faults.py)"
+TABLE_HEAD = [
+    "| scenario | recovered | s to progress after the fault | events lost | duplicate completions | compute wasted (s) |",
+    "|---|---|---|---|---|---|",
+]
+
+
+def row_line(r: dict[str, object]) -> str:
+    if "skipped" in r:
+        return f"| {r['scenario']} | not run ({r['skipped']}) | | | | |"
+    return (
+        f"| {r['scenario']} | {'yes' if r.get('recovered') else '**no**'} | {r.get('recover_s')} | {r.get('lost')} | "
+        f"{r.get('duplicates')} | {r.get('wasted_s')} |"
+    )
+
+
+def merge_rows(text: str, new_rows: dict[str, str], rows: list[dict[str, object]]) -> str:
+    """Replace this run's rows in RESULTS' table (in scenario order), keep the others and the prose after it."""
+    old: dict[str, str] = {}
+    prose = ""
+    if HEADING in text:
+        start = text.index(HEADING)
+        nxt = text.find("\n## ", start + len(HEADING))
+        section = text[start : nxt if nxt >= 0 else len(text)]
+        for line in section.splitlines():
+            if line.startswith("| ") and not line.startswith(("| scenario", "|---")):
+                old[line.split(" | ")[0][2:]] = line
+        tail = section.split("\n\n")
+        prose = "\n\n".join(p for p in tail[1:] if not p.lstrip().startswith(("|", "Tiny random")))
+        text = text[:start] + "{TABLE}" + (text[nxt:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n{TABLE}"
+    merged = {**old, **new_rows}
+    order = [s.name for s in SCENARIOS]
+    lines = [merged[n] for n in order if n in merged] + [v for k, v in merged.items() if k not in order]
+    notes = [f"Disk-full failure as recorded by the job: `{r['failure']}`" for r in rows if "failure" in r]
+    table = "\n".join([
+        HEADING, "",
+        "Tiny random Llama, one quantize (or prune, LoRA) episode per scenario, ARC-Easy 4 items; every agent its own "
+        "process, work dir and NATS identity; artifacts through the object store; ack_wait 6 s. \"s to progress\" is "
+        "the time from the fault to the next event of the experiment. Rows are replaced per scenario when it is re-run.",
+        "", *TABLE_HEAD, *lines, "", *notes,
+    ])  # fmt: skip
+    prose = "\n\n".join(p for p in prose.split("\n\n") if not p.startswith("Disk-full failure"))
+    return text.replace("{TABLE}", table.rstrip("\n") + "\n\n" + (prose.strip("\n") + "\n" if prose.strip() else ""))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="one scenario (an agent killed); no RESULTS update")
@@ -240,32 +289,11 @@ def main() -> int:
         row = asyncio.run(run_scenario(s, Path(args.data_dir), 420))
         rows.append(row)
         print(row, flush=True)
-    lines = [
-        "## Faults (bench/faults.py)",
-        "",
-        "Tiny random Llama, one quantize (or prune, LoRA) episode per scenario, ARC-Easy 4 items; every agent its own "
-        "process, work dir and NATS identity; artifacts through the object store; ack_wait 6 s.",
-        "",
-        "| scenario | recovered | s to progress after the fault | events lost | duplicate completions | compute wasted (s) |",
-        "|---|---|---|---|---|---|",
-        *[f"| {r['scenario']} | not run ({r['skipped']}) | | | | |" for r in rows if "skipped" in r],
-        *[f"| {r['scenario']} | {'yes' if r.get('recovered') else '**no**'} | {r.get('recover_s')} | {r.get('lost')} | "
-          f"{r.get('duplicates')} | {r.get('wasted_s')} |" for r in rows if "skipped" not in r],
-        "",
-        *[f"Disk-full failure as recorded: `{r['failure']}`" for r in rows if "failure" in r],
-    ]  # fmt: skip
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if not args.smoke and not args.only:
+    new_rows = {str(r["scenario"]): row_line(r) for r in rows}
+    print("\n".join(new_rows.values()))
+    if not args.smoke:
         text = RESULTS.read_text(encoding="utf-8")
-        heading = "## Faults (bench/faults.py)"
-        if heading in text:
-            start = text.index(heading)
-            nxt = text.find("\n## ", start + len(heading))
-            text = text[:start] + table + (text[nxt:] if nxt >= 0 else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + table
-        RESULTS.write_text(text, encoding="utf-8")
+        RESULTS.write_text(merge_rows(text, new_rows, rows), encoding="utf-8")
     return 0 if all(r.get("recovered") or "skipped" in r for r in rows) else 1
 
 

@@ -109,12 +109,23 @@ register_family(_resolve_step_completion)
 
 
 class Latency(BaseModel):
+    """Medians over repeated runs; the fields after `device` say how far to trust them (v2 of the event)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     prefill_ms_per_token: float
     decode_ms_per_token: float
     decode_tokens_per_s: float
     device: str
+    repetitions: int | None = Field(default=None, description="Timed runs behind the medians.")
+    decode_ms_iqr: float | None = Field(default=None, description="Spread: interquartile range of the runs.")
+    threads: int | None = None
+    runtime: Literal["eager", "compiled"] = "eager"
+    host_lease: bool | None = Field(
+        default=None, description="Measured holding the host's lease (no heavy job beside)."
+    )
+    waited_for_jobs: int | None = Field(default=None, description="Heavy jobs on the host it waited for.")
+    cpu_load_pct: float | None = Field(default=None, description="Host CPU busy % during it (itself included).")
 
 
 class Energy(BaseModel):
@@ -142,7 +153,11 @@ class TaskScore(BaseModel):
 
 @register
 class EvaluateCompleted(EventData):
+    """An evaluation's scores (with intervals), latency (with its spread and the host's load), memory,
+    size and energy. Version 2: latency carries repetitions, spread, threads and the host lease."""
+
     TYPE = "evaluate.completed"
+    VERSION = 2
     job_id: JobId
     episode: int
     task: str
@@ -165,6 +180,16 @@ class EvaluateCompleted(EventData):
     secondary: list[TaskScore] = Field(default_factory=list)
     purpose: Literal["episode", "promotion"] = "episode"
     cuda_peak_mb: float | None = Field(default=None, description="torch.cuda.max_memory_allocated on a GPU.")
+
+
+@register
+class EvaluateCompletedV1(EvaluateCompleted):
+    """Version 1: latency as medians only. Read as version 2 with the spread unknown."""
+
+    VERSION = 1
+
+    def upcast(self) -> EvaluateCompleted:
+        return EvaluateCompleted.model_validate(self.model_dump())
 
 
 @register

@@ -113,6 +113,7 @@ def permissions(role: str, stream: str, bucket: str, produces: tuple[str, ...] |
         kv = "KV_greenai-hosts"
         publish += ["$KV.greenai-hosts.>", f"{api}.STREAM.INFO.{kv}", f"{api}.DIRECT.GET.{kv}.>",
                     f"{api}.STREAM.MSG.GET.{kv}", f"{api}.CONSUMER.CREATE.{kv}", f"{api}.CONSUMER.CREATE.{kv}.>",
+                    f"{api}.CONSUMER.INFO.{kv}.*",
                     f"$JS.FC.{kv}.>"]  # fmt: skip
     if writes_artifacts(role, types):
         publish += [f"$O.{bucket}.C.>", f"$O.{bucket}.M.>"]

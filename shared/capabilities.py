@@ -31,7 +31,7 @@ class Offered:
     search: ClassVar[tuple[Grid, ...]] = ()
     fast_search: ClassVar[tuple[Grid, ...] | None] = None
     presets: ClassVar[tuple[Preset, ...]] = ()
-    families: ClassVar[frozenset[str] | None] = None  # model families it runs on; None: any
+    families: ClassVar[frozenset[str] | None] = None  # model types (config.model_type) it runs on; None: any
     divides_widths: ClassVar[tuple[str, ...]] = ()
     removes_layers: ClassVar[str | None] = None
 

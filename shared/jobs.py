@@ -89,14 +89,20 @@ def _measured_call(func: Callable[..., Any], args: tuple[Any, ...], threads: int
 
 
 async def run_in_child(
-    func: Callable[..., Any], *args: Any, threads: int = 1, timeout_s: float | None = None
+    func: Callable[..., Any], *args: Any, threads: int = 1, timeout_s: float | None = None, hold: bool = True
 ) -> Measured:
     """Run `func(*args)` in a fresh spawned process; return its value, wall time and peak RSS.
 
     `func` must be importable (module level); exceptions come back as raised in the child. The
     time limit is `timeout_s`, else the running job's (`JOB_TIMEOUT_S`); past it the child is
-    killed and `JobTimeout` raised.
+    killed and `JobTimeout` raised. With `hold`, the child counts as heavy work on this host: it
+    waits while a latency measurement holds the host (shared.host_lease).
     """
+    if hold:
+        from greenai.shared.host_lease import heavy_work
+
+        async with heavy_work():
+            return await run_in_child(func, *args, threads=threads, timeout_s=timeout_s, hold=False)
     limit = timeout_s if timeout_s is not None else JOB_TIMEOUT_S.get()
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_die_with_parent, initargs=(threads,))

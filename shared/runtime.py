@@ -41,6 +41,7 @@ from greenai.events.subjects import SYSTEM_EXPERIMENT, experiment_of_subject, ty
 from greenai.shared.announce import announce_forever
 from greenai.shared.connection import TRANSIENT, one_line
 from greenai.shared.eventstore import EventStore, EventTooLarge, NatsUnavailable
+from greenai.shared.host_lease import HOST_GATE, HostGate
 from greenai.shared.jobs import JobError, job_timeout
 from greenai.shared.logging import get_logger
 from greenai.shared.scrub import scrub_text
@@ -138,6 +139,7 @@ class JobWorker:
         self.job_timeout_s = job_timeout_s
         self.instance = instance or instance_id(spec.agent)
         self.log = get_logger(spec.agent).bind(instance=self.instance, consumer=spec.durable)
+        self.gate = HostGate(store.js)
 
     async def subscribe(self) -> Any:
         config = api.ConsumerConfig(
@@ -260,6 +262,7 @@ class JobWorker:
         )
         log.info("job started")
         heartbeat = asyncio.create_task(keep_alive(msg, self.ack_wait_s, log))
+        gate = HOST_GATE.set((self.gate, f"{self.instance} {job_id}"))
         try:
             with job_timeout(self.job_timeout_s):
                 results = await self.spec.handler(request)
@@ -285,6 +288,7 @@ class JobWorker:
             return
         finally:
             heartbeat.cancel()
+            HOST_GATE.reset(gate)
         outcome = [
             new_event(request.experiment_id, data, producer=self.instance, cause=request, key=f"{job_id}:result:{i}")
             for i, data in enumerate(results)

@@ -12,11 +12,12 @@ from greenai.events.jobs import EvaluateRequested
 from greenai.events.results import Energy, EvaluateCompleted, Latency, TaskScore
 from greenai.services.evaluation.benchmarks.auto import benchmark
 from greenai.services.evaluation.benchmarks.base import SUBSET_VERSION, BenchmarkDataError, UnknownBenchmarkError
-from greenai.services.evaluation.job import evaluate_folder
+from greenai.services.evaluation.job import evaluate_folder, latency_of_folder
 from greenai.services.evaluation.sandbox import SandboxUnavailable, check_isolation
 from greenai.shared.artifacts import UsesArtifacts, compute_device
 from greenai.shared.capabilities import announcer
 from greenai.shared.config import Settings
+from greenai.shared.host_lease import host_to_itself
 from greenai.shared.jobs import JobError, run_in_child
 from greenai.shared.model_io import folder_sha256
 from greenai.shared.runtime import JobSpec
@@ -80,9 +81,13 @@ class EvaluationAgent(UsesArtifacts):
             tuple(job.secondary),
             None,
             job.trust_task_code,
+            False,
             threads=self.settings.torch_threads,
         )
         r = measured.value
+        async with host_to_itself() as (leased, waited):  # no heavy job on this host runs beside it
+            speed = await run_in_child(latency_of_folder, str(folder), threads=self.settings.torch_threads, hold=False)
+        latency = Latency(**speed.value, host_lease=leased, waited_for_jobs=waited if leased else None)
         result = EvaluateCompleted(
             job_id=job.job_id,
             episode=job.episode,
@@ -94,7 +99,7 @@ class EvaluationAgent(UsesArtifacts):
             ci_high=r["ci_high"],
             n=r["n"],
             limit=job.limit,
-            latency=Latency(**r["latency"]),
+            latency=latency,
             peak_rss_mb=round(measured.peak_rss_mb, 1),
             size_bytes=r["size_bytes"],
             energy=Energy(**r["energy"]),

@@ -110,7 +110,9 @@ def evaluate_folder(
     secondary: tuple[str, ...] = (),
     max_gen_toks: int | None = None,
     trust_code: bool = False,
+    measure_speed: bool = True,
 ) -> dict[str, Any]:
+    """Scores (and, unless `measure_speed` is off, latency: the agent measures it apart, holding the host)."""
     os.environ.setdefault("HF_DATASETS_CACHE", str(Path(cache_dir) / "datasets"))
     import torch
     from lm_eval.models.huggingface import HFLM
@@ -150,7 +152,7 @@ def evaluate_folder(
                 done = run_tasks(lm, [prepared[i] for i in group], seed, limit)
                 scores |= dict(zip(group, done, strict=True))
         ordered = [scores[i] for i in range(len(prepared))]
-        latency = measure_latency(model, tokenizer)
+        latency = measure_latency(model, tokenizer) if measure_speed else None
     target = ordered[0]
     return {
         "metric": target["metric"],
@@ -160,8 +162,20 @@ def evaluate_folder(
         "ci_low": target["ci_low"],
         "ci_high": target["ci_high"],
         "secondary": ordered[1:],
-        "latency": latency.__dict__,
+        "latency": latency.__dict__ if latency is not None else None,
         "size_bytes": size,
         "cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
         "energy": {"joules": round(energy.joules, 3), "mode": energy.mode, "detail": energy.detail},
     }
+
+
+def latency_of_folder(folder: str) -> dict[str, Any]:
+    """Latency alone, in a process of its own: the agent runs it while it holds the host's lease."""
+    import torch
+    from transformers import AutoTokenizer
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = load_model(folder, device_map=device)
+    model.eval()
+    return measure_latency(model, tokenizer).__dict__

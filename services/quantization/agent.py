@@ -49,7 +49,9 @@ class QuantizationAgent(UsesArtifacts):
         source = await self.fetch(job.source)
         from transformers import AutoConfig
 
-        method.check_model(config, AutoConfig.from_pretrained(source))
+        model_config = AutoConfig.from_pretrained(source)
+        method.check_family(model_config)
+        method.check_model(config, model_config)
         method.check_memory(folder_bytes(source), self.settings.available_memory_bytes())
         target = job_output_dir(self.settings, request.experiment_id, job.job_id)
         data_dir = str(self.settings.data_dir) if self.settings.data_dir else None

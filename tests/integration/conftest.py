@@ -10,6 +10,7 @@ import pytest
 from greenai.shared.artifact_store import ArtifactStore
 from greenai.shared.auth import AuthFiles, client_options
 from greenai.shared.eventstore import EventStore
+from greenai.shared.host_lease import ensure_hosts_bucket
 from greenai.shared.nats_server import EmbeddedNats
 
 
@@ -17,5 +18,6 @@ from greenai.shared.nats_server import EmbeddedNats
 async def log(server: EmbeddedNats, auth: AuthFiles) -> AsyncIterator[EventStore]:
     store = await EventStore.connect(server.url, "GREENAI_EVENTS", options=client_options(auth.seed("admin")))
     await ArtifactStore(store.js, "greenai-artifacts", server.store_dir / "admin-cache").ensure_bucket()
+    await ensure_hosts_bucket(store.js)
     yield store
     await store.close()

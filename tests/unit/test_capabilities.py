@@ -67,3 +67,23 @@ def test_an_announced_kind_enters_the_space_and_its_presets_the_grid() -> None:
     space = Space(both)
     assert "cast" in space.shapes()
     assert any(c.steps[0].kind == "cast" for c in configurations(space))
+
+
+def test_a_method_known_to_fail_on_a_family_is_refused_before_work_and_never_proposed() -> None:
+    from transformers import GPT2Config
+
+    from greenai.events.experiment import Step
+    from greenai.services.coordinator.feasibility import infeasible
+    from greenai.services.quantization.methods.auto import get_method
+    from greenai.shared.jobs import JobError
+
+    with pytest.raises(JobError) as refused:
+        get_method("gptq").check_family(GPT2Config())
+    assert refused.value.reason == "unsupported" and "gpt2" in refused.value.message
+    get_method("autoround").check_family(GPT2Config())  # RTN AutoRound runs on GPT-2
+    gpt2 = f.SPEC.model_copy(update={"family": "gpt2", "hidden_size": 64, "intermediate_size": 256})
+    offers = f.agent_offers()
+    assert "does not support model family 'gpt2'" in (
+        infeasible((Step(kind="quantize", method="gptq"),), gpt2, offers) or ""
+    )
+    assert infeasible((Step(kind="prune", method="wanda"),), gpt2, offers) is None

@@ -33,6 +33,8 @@ class AWQMethod(QuantizationMethod):
     config_class = AWQConfig
     requirements = Requirements(cpu=True, cuda=True, memory_factor=2.5, note="CPU: GPTQModel's torch AWQ kernel")
     summary = "AWQ 4-bit: activation-aware per-channel scales before rounding"
+    # GPTQModel fails on GPT-2 (Conv1D) and Phi-3 (fused projections): checked on tiny random models
+    families = frozenset({"llama", "mistral", "qwen2", "qwen3"})
     order = 60
     divides_widths = ("group_size",)
     search = ({"bits": [4], "group_size": [64]},)

@@ -99,6 +99,15 @@ class QuantizationMethod(Offered, ABC):
                 "unsupported",
             )
 
+    def check_family(self, model_config: Any) -> None:
+        """Refuse, before any weights load, a model type the method is not known to handle."""
+        model_type = getattr(model_config, "model_type", None)
+        if self.families is not None and model_type not in self.families:
+            raise JobError(
+                f"{self.name} does not support model type {model_type!r}; it supports {sorted(self.families)}",
+                "unsupported",
+            )
+
     def check_model(self, config: MethodConfig, model_config: Any) -> None:
         """Refuse settings the model's shape cannot take (e.g. a group size that does not divide it)."""
         return None

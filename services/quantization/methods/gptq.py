@@ -34,6 +34,8 @@ class GPTQMethod(QuantizationMethod):
     config_class = GPTQConfig
     requirements = Requirements(cpu=True, cuda=True, memory_factor=2.5, note="GPTQModel: CPU kernels run in bfloat16")
     summary = "GPTQ: second-order (Hessian-aware) rounding, layer by layer"
+    # GPTQModel fails on GPT-2 (Conv1D) and Phi-3 (fused projections): checked on tiny random models
+    families = frozenset({"llama", "mistral", "qwen2", "qwen3"})
     order = 60
     divides_widths = ("group_size",)
     search = ({"bits": [3, 4, 8], "group_size": [64]},)
