@@ -188,7 +188,8 @@ def test_a_method_no_live_agent_offers_is_never_proposed() -> None:
     from tests.factories import SPEC
 
     only_prune = Offers(tuple(m for m in OFFERS.methods if m.kind == "prune"))
-    assert "no live agent offers quantize" in (infeasible((Step(kind="quantize", method="gptq"),), SPEC, only_prune) or "")
+    gptq = (Step(kind="quantize", method="gptq"),)
+    assert "no live agent offers quantize" in (infeasible(gptq, SPEC, only_prune) or "")
     gpt2 = SPEC.model_copy(update={"family": "bloom"})
     assert "does not support model family 'bloom'" in (
         infeasible((Step(kind="prune", method="wanda"),), gpt2, only_prune) or ""
