@@ -87,3 +87,16 @@ def test_a_method_known_to_fail_on_a_family_is_refused_before_work_and_never_pro
         infeasible((Step(kind="quantize", method="gptq"),), gpt2, offers) or ""
     )
     assert infeasible((Step(kind="prune", method="wanda"),), gpt2, offers) is None
+
+
+def test_no_coordinator_file_names_a_method() -> None:
+    """The catalogue belongs to the agents: the coordinator's code must not keep a copy of it."""
+    import re
+
+    from tests.conftest import REPO
+
+    names = {m.name for m in f.agent_offers().methods} - {"lora"}  # 'lora' is also a kind
+    for path in (REPO / "services" / "coordinator").rglob("*.py"):
+        text = path.read_text()
+        found = [n for n in names if re.search(rf"[\"'`]{re.escape(n)}[\"'`]", text)]
+        assert not found, f"{path.relative_to(REPO)} names {found}"
