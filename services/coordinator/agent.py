@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
 from nats.aio.msg import Msg
 from nats.js import api
@@ -164,8 +165,9 @@ class Coordinator:
                     else:
                         if skills is None:
                             skills = skill_memory([e.envelope async for e in self.store.read_everything()])
-                        wait = 0.0 if policy.name == "plan" else self.settings.capability_wait_s
-                        offers = await live_offers(self.store, wait)
+                        offers = await live_offers(
+                            self.store, self.settings.capability_wait_s, functools.partial(policy.ready, state)
+                        )
                         if not offers:
                             self.log.warning("no live agent announces any method", experiment=state.experiment_id)
                         # off the event loop: an LLM call may take minutes, heartbeats must go on

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
@@ -49,11 +50,12 @@ async def read_catalogue(store: EventStore, timeout_s: float = 10.0) -> Catalogu
             await sub.unsubscribe()
 
 
-async def live_offers(store: EventStore, wait_s: float = 0.0) -> Offers:
-    """What live agents offer now; with `wait_s`, wait that long for a first agent to announce."""
+async def live_offers(store: EventStore, wait_s: float = 0.0, ready: Callable[[Offers], bool] = bool) -> Offers:
+    """What live agents offer now; with `wait_s`, wait up to that long until the offers are `ready`
+    (agents started with the coordinator announce within seconds)."""
     deadline = asyncio.get_running_loop().time() + wait_s
     while True:
         offers = (await read_catalogue(store)).live(datetime.now(UTC))
-        if offers or asyncio.get_running_loop().time() >= deadline:
+        if ready(offers) or asyncio.get_running_loop().time() >= deadline:
             return offers
         await asyncio.sleep(1.0)

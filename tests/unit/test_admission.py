@@ -102,7 +102,7 @@ def raw_body(name: str, exp: str) -> bytes:
     elif name == "episodes-negative":
         data["episodes"] = -1
     elif name == "unknown-step-kind":
-        data |= {"policy": "plan", "plan": [[{"kind": "explode", "method": "x"}]]}
+        data |= {"policy": "plan", "plan": [[{"kind": "Explode; rm -rf", "method": "x"}]]}
     return json.dumps(envelope(exp, **data)).encode()
 
 

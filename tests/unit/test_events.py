@@ -138,7 +138,7 @@ def test_an_old_version_is_upcast_on_read() -> None:
         },
     }
     env = decode(json.dumps(old))
-    assert env.version == 2 and isinstance(env.data, EpisodeDecided)
+    assert env.version == 3 and isinstance(env.data, EpisodeDecided) and env.data.search_space is None
     assert env.data.action == "compress"
     assert [(s.kind, s.method, s.params) for s in env.data.steps] == [("quantize", "autoround", {"bits": 4})]
     assert (env.data.method, env.data.params) == ("autoround", {"bits": 4})

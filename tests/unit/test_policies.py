@@ -199,3 +199,18 @@ def test_a_method_no_live_agent_offers_is_never_proposed() -> None:
         d = get_policy(name).decide(fold_experiment("e", events), NONE, only_prune)
         assert d.action == "compress" and {s.kind for s in d.steps} == {"prune"}, (name, d)
         assert get_policy(name).decide(fold_experiment("e", events), NONE, Offers()).action == "end"
+
+
+def test_a_plan_waits_for_its_methods_and_ends_clearly_when_nobody_offers_them() -> None:
+    from greenai.events.experiment import Step
+    from greenai.projections.capabilities import Offers
+
+    steps = [Step(kind="explode", method="x")]
+    events = [run(policy="plan", plan=[steps]), f.spec(), f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500)]
+    state = fold_experiment("e", events)
+    plan = get_policy("plan")
+    assert not plan.ready(state, OFFERS) and not plan.ready(state, Offers())
+    d = plan.decide(state, NONE, OFFERS)
+    assert d.action == "end" and "no live agent offers explode method 'x'" in d.rationale
+    quant = fold_experiment("e", [run(policy="plan", plan=[[Step(kind="quantize", method="gptq")]]), f.spec()])
+    assert plan.ready(quant, OFFERS) and plan.decide(quant, NONE, OFFERS).action == "compress"

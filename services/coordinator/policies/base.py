@@ -30,6 +30,11 @@ class Decision:
 class Policy(ABC):
     name: ClassVar[str]
 
+    def ready(self, state: ExperimentState, offers: Offers) -> bool:
+        """Whether the offers on the bus are enough to decide now (else the coordinator waits a while
+        for agents to announce, `capability_wait_s`): by default, any method at all."""
+        return bool(offers)
+
     @abstractmethod
     def decide(self, state: ExperimentState, skills: SkillMemory, offers: Offers) -> Decision:
         """Must be a function of its inputs, so a restarted coordinator decides the same.
