@@ -27,8 +27,11 @@ def quantize_to_folder(
     import torch
 
     torch.manual_seed(seed)
+    from transformers import AutoConfig
+
     method = get_method(method_name)
     config = method.parse(params)
+    method.check_family(AutoConfig.from_pretrained(source))  # config.json only: before any weights load
     calibration = None
     if method.uses_calibration(config):
         if data_dir is None:
