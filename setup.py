@@ -31,4 +31,4 @@ def discover() -> list[str]:
     return found
 
 
-setup(packages=discover(), package_dir=ROOTS)
+setup(packages=discover(), package_dir=ROOTS, package_data={"greenai.services.dashboard": ["static/*"]})

@@ -15,6 +15,7 @@ from greenai.cli.agent_commands import agent, up
 from greenai.cli.artifacts import gc, pull
 from greenai.cli.auth import auth_app
 from greenai.cli.cluster import cluster_app
+from greenai.cli.dashboard import dashboard
 from greenai.cli.inspection import analyze, experiments, replay, tail
 from greenai.cli.run import run
 from greenai.cli.spec import spec
@@ -37,6 +38,7 @@ app.command("import")(import_events)
 app.command()(replay)
 app.command()(analyze)
 app.command()(experiments)
+app.command()(dashboard)
 
 
 def _exit_on_sigterm() -> None:

@@ -1,0 +1,220 @@
+"""The dashboard's web server: three pages, their Server-Sent Event streams (a snapshot, then deltas),
+JSON snapshots, and plotly.js from the installed `plotly` package (it works offline)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from html import escape
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException
+
+from greenai.events.subjects import check_experiment_id
+from greenai.services.dashboard import views
+from greenai.services.dashboard.feed import Feed
+from greenai.shared.eventstore import EventStore
+
+STATIC = Path(__file__).parent / "static"
+KEEPALIVE_S = 15.0
+AGENTS_REFRESH_S = 5.0  # staleness changes with time alone: the agents page is re-sent this often
+BATCH_S = 0.05  # changes this close together go out as one delta
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+Delta = Callable[[int], tuple[str, dict[str, Any]] | None]
+
+
+def plotly_js() -> Path:
+    path = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+    if not path.is_file():
+        raise RuntimeError(f"plotly.min.js not found in the installed plotly package ({path})")
+    return path
+
+
+def _page(title: str, kind: str, body: str, status: int = 200, **data: str) -> HTMLResponse:
+    """A page: the same shell for all, plotly.js (4.6 MB) only where a chart is drawn."""
+    attrs = " ".join(f'data-{k}="{escape(v)}"' for k, v in data.items())
+    plotly = '<script src="/static/plotly.min.js" defer></script>' if kind == "experiment" else ""
+    html = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)} · GreenAI</title>"
+        '<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/dashboard.css">'
+        f'{plotly}<script src="/static/dashboard.js" defer></script></head>'
+        f'<body data-page="{kind}" {attrs}>'
+        '<nav><a href="/">Experiments</a> <a href="/agents">Agents</a>'
+        '<span id="conn" class="conn">connecting…</span></nav>'
+        f"<main>{body}</main></body></html>\n"
+    )
+    return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'), default=str)}\n\n"
+
+
+def create_app(feed: Feed, store_opener: Callable[[], Any] | None = None) -> FastAPI:
+    """The app over a feed; `store_opener` (an async callable giving an EventStore) is followed for
+    the app's lifetime."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        store: EventStore | None = None
+        task: asyncio.Task[None] | None = None
+        if store_opener is not None:
+            store = await store_opener()
+            task = asyncio.create_task(feed.follow(store))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            if store is not None:
+                await store.close()
+
+    app = FastAPI(title="GreenAI dashboard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(HTTPException)
+    async def not_found(request: Request, exc: HTTPException) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        body = (
+            f'<h1>Not found</h1><p class="notfound">{escape(str(exc.detail))}</p><p><a href="/">All experiments</a></p>'
+        )
+        return _page("Not found", "notfound", body, status=exc.status_code)
+
+    async def stream(request: Request, snapshot: Callable[[], dict[str, Any]], delta: Delta, every: float) -> Response:
+        async def events() -> AsyncIterator[str]:
+            await feed.ready.wait()
+            sent = feed.read.last_seq
+            yield "retry: 2000\n\n" + _sse("snapshot", snapshot() | {"error": feed.error})
+            while not await request.is_disconnected():
+                changed = await feed.changed(sent, every)
+                if changed:
+                    await asyncio.sleep(BATCH_S)
+                update = delta(sent) if changed or every < KEEPALIVE_S else None
+                sent = feed.read.last_seq
+                yield _sse(update[0], update[1]) if update else ": keepalive\n\n"
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+
+    def experiment_id_or_404(experiment_id: str) -> str:
+        try:
+            return check_experiment_id(experiment_id)
+        except ValueError:
+            raise HTTPException(404, f"{experiment_id!r} is not an experiment id (letters, digits, _ and -)") from None
+
+    @app.get("/static/plotly.min.js")
+    async def plotly() -> FileResponse:
+        return FileResponse(plotly_js(), media_type="text/javascript")
+
+    @app.get("/static/{name}")
+    async def static(name: str) -> FileResponse:
+        files = {p.name: p for p in STATIC.iterdir() if p.is_file()}
+        if name not in files:
+            raise HTTPException(404, f"no file {name!r}")
+        kind = "text/javascript" if name.endswith(".js") else "text/css"
+        return FileResponse(files[name], media_type=kind)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def experiments_page() -> HTMLResponse:
+        return _page("Experiments", "experiments", '<h1>Experiments</h1><table id="experiments"></table>')
+
+    @app.get("/agents", response_class=HTMLResponse)
+    async def agents_page() -> HTMLResponse:
+        return _page("Agents", "agents", '<h1>Agents</h1><table id="agents"></table>')
+
+    @app.get("/experiments/{experiment_id}", response_class=HTMLResponse)
+    async def experiment_page(experiment_id: str) -> HTMLResponse:
+        exp = experiment_id_or_404(experiment_id)
+        await feed.ready.wait()
+        known = feed.read.get(exp) is not None
+        missing = (
+            f'<p id="missing" class="notfound">No experiment {escape(exp)!r} in the log. This page follows the '
+            "log and shows it as soon as it is requested.</p>"
+        )
+        body = (
+            f'<h1>Experiment <span id="exp-id">{escape(exp)}</span></h1>{"" if known else missing}'
+            '<section id="summary"></section>'
+            '<section><h2>Pareto front</h2><label>x <select id="axis-x"></select></label> '
+            '<label>y <select id="axis-y"></select></label><div id="chart"></div><div id="card"></div></section>'
+            '<section><h2>Episodes</h2><table id="timeline"></table></section>'
+            '<section><h2>Events</h2><label>type <select id="tail-filter"><option value="">all</option></select>'
+            '</label><table id="tail"></table></section>'
+        )
+        return _page(exp if known else "Experiment not found", "experiment", body, 200 if known else 404, exp=exp)
+
+    @app.get("/api/experiments")
+    async def experiments_json() -> dict[str, Any]:
+        await feed.ready.wait()
+        return {"rows": [views.summary(m) for m in feed.read.listed()], "last_seq": feed.read.last_seq}
+
+    @app.get("/api/experiments/{experiment_id}")
+    async def experiment_json(experiment_id: str) -> dict[str, Any]:
+        exp = experiment_id_or_404(experiment_id)
+        await feed.ready.wait()
+        model = feed.read.get(exp)
+        if model is None:
+            raise HTTPException(404, f"no experiment {exp!r} in the log")
+        return views.experiment_snapshot(model)
+
+    @app.get("/api/stream/experiments")
+    async def experiments_stream(request: Request) -> Response:
+        def snapshot() -> dict[str, Any]:
+            return {"rows": [views.summary(m) for m in feed.read.listed()]}
+
+        def delta(since: int) -> tuple[str, dict[str, Any]] | None:
+            rows = [views.summary(m) for m in feed.read.listed() if m.last_seq > since]
+            return ("delta", {"rows": rows}) if rows else None
+
+        return await stream(request, snapshot, delta, KEEPALIVE_S)
+
+    @app.get("/api/stream/experiments/{experiment_id}")
+    async def experiment_stream(request: Request, experiment_id: str) -> Response:
+        exp = experiment_id_or_404(experiment_id)
+        shown = {"exists": False}
+
+        def snapshot() -> dict[str, Any]:
+            snap = views.experiment_snapshot(feed.read.get(exp))
+            shown["exists"] = snap["exists"]
+            return snap
+
+        def delta(since: int) -> tuple[str, dict[str, Any]] | None:
+            model = feed.read.get(exp)
+            if model is None or model.last_seq <= since:
+                return None
+            if not shown["exists"]:  # it appeared after the page opened: the page gets it whole
+                return "snapshot", snapshot()
+            return "delta", views.experiment_delta(model, since)
+
+        return await stream(request, snapshot, delta, KEEPALIVE_S)
+
+    @app.get("/api/stream/agents")
+    async def agents_stream(request: Request) -> Response:
+        def snapshot() -> dict[str, Any]:
+            return {"agents": views.agents(feed.read, datetime.now(UTC))}
+
+        last = {"at": 0.0}
+
+        def delta(since: int) -> tuple[str, dict[str, Any]] | None:
+            now = asyncio.get_running_loop().time()
+            if feed.read.agents_seq <= since and now - last["at"] < AGENTS_REFRESH_S:
+                return None  # events of experiments only, and the staleness was sent a moment ago
+            last["at"] = now
+            return "snapshot", snapshot()
+
+        return await stream(request, snapshot, delta, AGENTS_REFRESH_S)
+
+    return app

@@ -1,0 +1,239 @@
+// GreenAI dashboard: draws what the server folds. Every fold (state, front, staleness) is done on the
+// server with the projections' own code; this file only keeps the latest rows and draws them.
+// Text from events (rationales, reasons, methods) is only ever set as textContent, never as HTML.
+"use strict";
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (k === "title") node.title = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) {
+    if (c === null || c === undefined) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function fmt(v, digits) {
+  if (v === null || v === undefined) return "–";
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(digits ?? 3);
+  return String(v);
+}
+
+function params(p) {
+  const entries = Object.entries(p || {}).filter(([k]) => k !== "steps");
+  return entries.map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "–";
+}
+
+function connect(url, handlers) {
+  const conn = document.getElementById("conn");
+  const source = new EventSource(url);
+  source.onopen = () => { conn.textContent = "live"; conn.className = "conn live"; };
+  source.onerror = () => { conn.textContent = "reconnecting…"; conn.className = "conn down"; };
+  for (const [name, fn] of Object.entries(handlers)) {
+    source.addEventListener(name, (e) => {
+      const data = JSON.parse(e.data);
+      if (data.error) { conn.textContent = "log unavailable: " + data.error; conn.className = "conn down"; }
+      fn(data);
+    });
+  }
+  window.addEventListener("pagehide", () => source.close());
+  return source;
+}
+
+// ---- experiments -------------------------------------------------------------------------------
+
+function experimentsPage() {
+  const rows = new Map();
+  const table = document.getElementById("experiments");
+  const head = ["experiment", "status", "model", "target", "policy", "episodes", "best accuracy", "baseline",
+                "started", "reason"];
+  function draw() {
+    const sorted = [...rows.values()].sort((a, b) => (b.started || "").localeCompare(a.started || ""));
+    table.replaceChildren(el("tr", {}, ...head.map((h) => el("th", {}, h))));
+    for (const r of sorted) {
+      table.append(el("tr", { class: "exp status-" + r.status.replace(/ /g, "-"), "data-id": r.id },
+        el("td", {}, el("a", { href: "/experiments/" + encodeURIComponent(r.id) }, r.id)),
+        el("td", { class: "status" }, r.status), el("td", {}, r.model), el("td", {}, r.dataset),
+        el("td", {}, r.policy), el("td", {}, `${r.episodes_done}/${r.episodes_planned}`),
+        el("td", {}, fmt(r.best_accuracy)), el("td", {}, fmt(r.baseline_accuracy)), el("td", {}, when(r.started)),
+        el("td", { class: "reason" }, r.reason)));
+    }
+    if (!sorted.length) table.append(el("tr", {}, el("td", { colspan: head.length }, "No experiments in the log yet.")));
+  }
+  connect("/api/stream/experiments", {
+    snapshot: (d) => { rows.clear(); d.rows.forEach((r) => rows.set(r.id, r)); draw(); },
+    delta: (d) => { d.rows.forEach((r) => rows.set(r.id, r)); draw(); },
+  });
+}
+
+// ---- one experiment ----------------------------------------------------------------------------
+
+const AXES = {
+  accuracy: "accuracy",
+  latency_ms_per_token: "decode ms/token",
+  peak_rss_mb: "peak memory (MiB)",
+  size_mib: "size on disk (MiB)",
+  energy_j: "energy (J)",
+};
+
+function errorBars(points, axis) {
+  if (axis === "accuracy") {
+    return { type: "data", symmetric: false, array: points.map((p) => p.ci_high - p.accuracy),
+             arrayminus: points.map((p) => p.accuracy - p.ci_low), visible: true };
+  }
+  if (axis === "latency_ms_per_token" && points.some((p) => p.latency_iqr !== null)) {
+    return { type: "data", array: points.map((p) => (p.latency_iqr ?? 0) / 2), visible: true };
+  }
+  return { visible: false };
+}
+
+function experimentPage() {
+  const exp = document.body.dataset.exp;
+  const state = { summary: null, points: [], episodes: new Map(), tail: [] };
+  const ax = document.getElementById("axis-x");
+  const ay = document.getElementById("axis-y");
+  for (const [k, label] of Object.entries(AXES)) {
+    ax.append(el("option", { value: k }, label));
+    ay.append(el("option", { value: k }, label));
+  }
+  ax.value = "latency_ms_per_token";
+  ay.value = "accuracy";
+  ax.onchange = ay.onchange = drawChart;
+  const filter = document.getElementById("tail-filter");
+  filter.onchange = drawTail;
+
+  function drawSummary() {
+    const s = state.summary;
+    if (!s) return;
+    document.getElementById("missing")?.remove();
+    document.title = `${s.id} · GreenAI`;
+    const box = document.getElementById("summary");
+    box.replaceChildren(el("dl", {},
+      el("dt", {}, "status"), el("dd", { id: "status", class: "status-" + s.status.replace(/ /g, "-") }, s.status),
+      el("dt", {}, "model"), el("dd", {}, s.model), el("dt", {}, "target"), el("dd", {}, s.dataset),
+      el("dt", {}, "policy"), el("dd", {}, `${s.policy} (${s.objective})`),
+      el("dt", {}, "episodes"), el("dd", { id: "episodes-done" }, `${s.episodes_done}/${s.episodes_planned}`),
+      el("dt", {}, "best accuracy"), el("dd", {}, fmt(s.best_accuracy)),
+      el("dt", {}, "baseline accuracy"), el("dd", {}, fmt(s.baseline_accuracy)),
+      el("dt", {}, "started"), el("dd", {}, when(s.started)),
+      s.reason ? el("dt", {}, "reason") : null, s.reason ? el("dd", { class: "reason" }, s.reason) : null));
+  }
+
+  function drawChart() {
+    const x = ax.value, y = ay.value;
+    const groups = [
+      ["baseline (uncompressed)", state.points.filter((p) => p.baseline), { color: "#d95f02", size: 15, symbol: "star" }],
+      ["Pareto front", state.points.filter((p) => p.front && !p.baseline), { color: "#1b9e77", size: 12, symbol: "circle" }],
+      ["dominated", state.points.filter((p) => !p.front && !p.baseline), { color: "#999999", size: 9, symbol: "circle-open" }],
+    ];
+    const traces = groups.filter(([, pts]) => pts.length).map(([name, pts, marker]) => ({
+      type: "scatter", mode: "markers", name, marker,
+      x: pts.map((p) => p[x]), y: pts.map((p) => p[y]),
+      error_x: errorBars(pts, x), error_y: errorBars(pts, y),
+      customdata: pts.map((p) => p.episode),
+      text: pts.map((p) => `ep ${p.episode}: ${p.method}${params(p.params) ? " (" + params(p.params) + ")" : ""}` +
+                          `<br>accuracy ${fmt(p.accuracy)} [${fmt(p.ci_low)}, ${fmt(p.ci_high)}] n=${p.n}`),
+      hovertemplate: "%{text}<extra></extra>",
+    }));
+    const layout = { xaxis: { title: { text: AXES[x] } }, yaxis: { title: { text: AXES[y] } }, height: 460,
+                     margin: { t: 20 }, legend: { orientation: "h" } };
+    const chart = document.getElementById("chart");
+    chart.dataset.points = String(state.points.length);
+    Plotly.react(chart, traces, layout, { displaylogo: false, responsive: true });
+    if (!chart.dataset.bound) {
+      chart.dataset.bound = "1";
+      chart.on("plotly_click", (ev) => showCard(ev.points[0].customdata));
+    }
+  }
+
+  function showCard(episode) {
+    const p = state.points.find((q) => q.episode === episode);
+    const card = document.getElementById("card");
+    if (!p) { card.replaceChildren(); return; }
+    card.replaceChildren(el("h3", {}, `Episode ${p.episode}: ${p.method}`), el("dl", {},
+      el("dt", {}, "steps"), el("dd", {}, p.steps.join(" → ") || "uncompressed"),
+      el("dt", {}, "params"), el("dd", {}, params(p.params) || "–"),
+      el("dt", {}, "accuracy"), el("dd", {}, `${fmt(p.accuracy)}, 95 % interval [${fmt(p.ci_low)}, ${fmt(p.ci_high)}], n=${p.n}` +
+                                              (p.promoted ? " (promoted)" : "")),
+      el("dt", {}, "decode"), el("dd", {}, `${fmt(p.latency_ms_per_token, 1)} ms/token` +
+                                            (p.latency_iqr !== null ? `, IQR ${fmt(p.latency_iqr, 2)}` : "")),
+      el("dt", {}, "size"), el("dd", {}, `${fmt(p.size_mib, 1)} MiB` +
+                                          (p.compression_ratio ? ` (${fmt(p.compression_ratio, 2)}×)` : "")),
+      el("dt", {}, "artifact"), el("dd", {}, p.artifact ? `${p.artifact} — greenai pull ${p.artifact}` : "–")));
+  }
+
+  function drawTimeline() {
+    const table = document.getElementById("timeline");
+    table.replaceChildren(el("tr", {}, ...["episode", "status", "decided by", "steps", "wall s", "rationale"]
+      .map((h) => el("th", {}, h))));
+    for (const n of [...state.episodes.keys()].sort((a, b) => a - b)) {
+      const e = state.episodes.get(n);
+      const steps = el("ol", { class: "steps" }, ...e.steps.map((s) => el("li", { class: "step-" + s.state },
+        `${s.name} ${params(s.params)} — ${s.state}` + (s.instance ? ` on ${s.instance}` : "") +
+        (s.wall_s !== null ? `, ${fmt(s.wall_s, 1)} s` : "") + (s.peak_rss_mb !== null ? `, peak ${fmt(s.peak_rss_mb, 0)} MiB` : ""))));
+      const llm = e.llm_calls ? ` (LLM: ${e.llm_calls} call(s), ${e.llm_tokens} tokens` +
+                                (e.llm_cost_usd !== null ? `, $${fmt(e.llm_cost_usd, 4)}` : "") + ")" : "";
+      table.append(el("tr", { class: "episode", "data-episode": String(n) },
+        el("td", {}, String(n)), el("td", { class: "status" }, e.status),
+        el("td", {}, e.policy + llm), el("td", {}, steps, e.failure ? el("div", { class: "reason" }, e.failure) : null),
+        el("td", {}, fmt(e.wall_s, 1)), el("td", { class: "rationale" }, e.rationale)));
+    }
+  }
+
+  function drawTail() {
+    const types = new Set(state.tail.map((t) => t.type));
+    const known = new Set([...filter.options].map((o) => o.value));
+    for (const t of [...types].sort()) if (!known.has(t)) filter.append(el("option", { value: t }, t));
+    const shown = state.tail.filter((t) => !filter.value || t.type === filter.value).slice(-200).reverse();
+    document.getElementById("tail").replaceChildren(...shown.map((t) => el("tr", { class: "event" },
+      el("td", {}, String(t.seq)), el("td", {}, new Date(t.time).toLocaleTimeString()), el("td", {}, t.type),
+      el("td", {}, t.text))));
+  }
+
+  function apply(d, whole) {
+    if (!d.exists) return;
+    state.summary = d.summary;
+    if (whole) { state.episodes.clear(); state.tail = []; }
+    if (d.points) state.points = d.points;
+    for (const e of d.episodes || []) state.episodes.set(e.episode, e);
+    state.tail = state.tail.concat(d.tail || []).slice(-300);
+    drawSummary();
+    if (whole || d.points) drawChart();
+    drawTimeline();
+    drawTail();
+  }
+
+  connect("/api/stream/experiments/" + encodeURIComponent(exp), {
+    snapshot: (d) => apply(d, true),
+    delta: (d) => apply(d, false),
+  });
+}
+
+// ---- agents ------------------------------------------------------------------------------------
+
+function agentsPage() {
+  const table = document.getElementById("agents");
+  const head = ["instance", "role", "kind", "methods", "hardware", "doing now", "last heartbeat"];
+  function draw(agents) {
+    table.replaceChildren(el("tr", {}, ...head.map((h) => el("th", {}, h))));
+    for (const a of agents) {
+      table.append(el("tr", { class: a.live ? "agent live" : "agent stale", "data-instance": a.instance },
+        el("td", {}, a.instance), el("td", {}, a.agent), el("td", {}, a.kind),
+        el("td", {}, a.methods.join(", ")), el("td", {}, `${a.host}: ${a.device}, ${a.cpus} CPUs, ${a.memory_gib} GiB`),
+        el("td", {}, a.doing || "idle"), el("td", {}, when(a.last_heartbeat) + (a.live ? "" : " (stopped)"))));
+    }
+    if (!agents.length) table.append(el("tr", {}, el("td", { colspan: head.length }, "No agent has announced itself.")));
+  }
+  connect("/api/stream/agents", { snapshot: (d) => draw(d.agents) });
+}
+
+const PAGES = { experiments: experimentsPage, experiment: experimentPage, agents: agentsPage };
+(PAGES[document.body.dataset.page] || (() => {}))();
