@@ -11,6 +11,8 @@ from greenai.events.experiment import (
     EpisodeDecided,
     ExperimentCompleted,
     ExperimentFailed,
+    LLMConsulted,
+    PolicyFellBack,
     RunRequested,
     SpecInferred,
 )
@@ -67,6 +69,11 @@ def describe(env: Envelope) -> str:
         return f"experiment completed: {d.reason}"
     if isinstance(d, ExperimentFailed):
         return f"experiment failed: {d.reason}"
+    if isinstance(d, LLMConsulted):
+        verdict = "valid answer" if d.valid else f"no valid answer: {(d.error or '')[:200]}"
+        return f"llm consulted: episode {d.episode} attempt {d.attempt}, {d.latency_s:.1f} s, {verdict}"
+    if isinstance(d, PolicyFellBack):
+        return f"episode {d.episode}: {d.from_policy} fell back to {d.to_policy}: {d.reason[:300]}"
     return env.type
 
 

@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     llm_max_attempts: int = Field(default=3, ge=1, description="Invalid answers retried before falling back.")
     llm_fallback_policy: str = Field(default="tpe", description="Used when the LLM cannot give a valid answer.")
     llm_usd_per_1k_tokens: float | None = Field(default=None, ge=0, description="For the cost in llm.consulted.")
+    llm_response_format: str = Field(
+        default="auto",
+        pattern="^(auto|json_schema|json_object_schema|json_object|none)$",
+        description="How the answer's JSON schema is sent: OpenAI's json_schema, llama.cpp's json_object+schema; "
+        "auto tries them in that order.",
+    )
+    llm_recorded: Path | None = Field(
+        default=None, description="Serve answers from these recorded llm.consulted events (JSON lines); no server."
+    )
     torch_threads: int = Field(default=1, ge=1, description="1 is fastest on small shared CPUs (see FACTS).")
     log_format: str = Field(default="json", pattern="^(json|console)$")
     log_level: str = Field(default="info")

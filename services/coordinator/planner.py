@@ -105,7 +105,8 @@ def _interactive(state: ExperimentState, decision: Decision | None, policy_name:
             return []
         number = 1 if pending is None else pending[0].proposal + 1
         proposal = DecisionProposed(
-            episode=n, proposal=number, action=decision.action, steps=list(decision.steps), policy=policy_name,
+            episode=n, proposal=number, action=decision.action, steps=list(decision.steps),
+            policy=decision.policy or policy_name,
             rationale=decision.rationale, search_point=decision.search_point,
         )  # fmt: skip
         return [Planned(f"episode:{n}:proposal:{number}", proposal)]
@@ -233,7 +234,7 @@ def plan(
                         episode=n,
                         action=decision.action,
                         steps=list(decision.steps),
-                        policy=policy_name,
+                        policy=decision.policy or policy_name,
                         rationale=decision.rationale,
                         search_point=decision.search_point,
                         search_space=decision.search_space,

@@ -15,7 +15,8 @@ from greenai.events.experiment import EXCERPT_BYTES, LLMConsulted
 from greenai.projections.experiment import fold_experiment
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.policies.grid import GridPolicy
-from greenai.services.coordinator.policies.llm import SYSTEM, LLMPolicy, build_prompt
+from greenai.services.coordinator.policies.llm import LLMPolicy
+from greenai.services.coordinator.policies.llm_prompt import SYSTEM, build_prompt
 from greenai.shared.config import Settings
 from tests import factories as f
 
@@ -36,16 +37,26 @@ def closed_port() -> int:
         return int(s.getsockname()[1])  # nothing listens once the socket is closed
 
 
-def test_a_thousand_episode_history_gives_a_bounded_event() -> None:
-    state = fold_experiment("long", long_history())
+def test_the_prompt_stays_bounded_as_the_history_grows() -> None:
+    sizes = {}
+    for n in (10, 100, 1000):
+        state = fold_experiment("long", long_history(n))
+        messages = build_prompt(state, SkillMemory(skills=[]), {"cpu_cores": 2}, f.agent_offers())
+        sizes[n] = len(messages[1]["content"].encode())
+        assert "PARETO FRONT" in messages[1]["content"] and f"ep{n} " in messages[1]["content"]
+    print("prompt bytes at 10, 100, 1,000 episodes:", ", ".join(f"{v:,}" for v in sizes.values()))
+    assert sizes[1000] < 12_000 and sizes[1000] < 1.2 * sizes[10], sizes
+    assert "episodes 1-992, summarised" in messages[1]["content"], "older episodes are summarised"
+
+
+def test_a_huge_conversation_gives_a_bounded_event() -> None:
+    state = fold_experiment("long", long_history(50))
     messages = build_prompt(state, SkillMemory(skills=[]), {"cpu_cores": 2}, f.agent_offers())
-    prompt_bytes = len(messages[1]["content"].encode())
-    assert prompt_bytes > 200_000, "the history really is long"
+    messages[1]["content"] += "z" * 200_000  # as a context that had grown would be
     policy = LLMPolicy(Settings(llm_base_url="http://127.0.0.1:1/v1", llm_model="m"), GridPolicy())
     retry = [*messages, {"role": "assistant", "content": "x" * 50_000}, {"role": "user", "content": "fix it"}]
     note = policy._note(1000, 2, retry, "y" * 100_000, "ValueError: nope", None, 0.0)
     size = len(new_event("long", note, producer="t").encode())
-    print(f"prompt {prompt_bytes:,} bytes; llm.consulted {size:,} bytes")
     assert size < 40_000
     assert note.messages[0].role == "system" and note.messages[0].excerpt == ""
     assert note.messages[0].sha256 == hashlib.sha256(SYSTEM.encode()).hexdigest()

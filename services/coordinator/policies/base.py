@@ -21,6 +21,7 @@ class Decision:
     search_point: dict[str, Any] | None = None  # the sampler's parameters, kept in the event
     search_space: dict[str, list[Any]] | None = None  # each parameter's choices then, kept in the event
     notes: tuple[EventData, ...] = ()  # events about how the decision was reached (LLM calls, fallbacks)
+    policy: str | None = None  # who decided, when not the run's policy (a fallback)
 
     @classmethod
     def single(cls, kind: StepKind, method: str, params: dict[str, Any], rationale: str) -> Decision:

@@ -26,6 +26,8 @@ from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.feasibility import infeasible
 from greenai.services.coordinator.policies.base import Decision, Policy
+from greenai.services.coordinator.policies.llm_calls import CallFailed, Refusal, Reply, api_key, ask_server, recording
+from greenai.services.coordinator.policies.llm_prompt import answer_schema, build_prompt
 from greenai.shared.config import Settings
 from greenai.shared.scrub import scrub_text, scrub_url
 
@@ -57,76 +59,16 @@ class LLMAnswer(BaseModel):
             kinds = [m.kind for m in offers.methods if m.name == self.method]
             kind = self.action if self.action in kinds else (kinds[0] if len(kinds) == 1 else self.action)
             raw = [(kind, self.method, self.params)]
-        for kind, method, _ in raw:
-            if offers.get(kind, method) is None:
+        for kind, method, params in raw:
+            offer = offers.get(kind, method)
+            if offer is None:
                 offered = {k: [m.name for m in offers.of_kind(k)] for k in offers.kinds()}
                 raise ValueError(f"no live agent offers {kind} method {method!r}; offered now: {offered}")
+            known = offer.params_schema.get("properties", {})
+            unknown = sorted(set(params) - set(known))
+            if unknown and offer.params_schema.get("additionalProperties") is False:
+                raise ValueError(f"{method} takes no parameter(s) {unknown}; its parameters: {sorted(known)}")
         return tuple(Step(kind=k, method=m, params=p) for k, m, p in raw)
-
-
-SYSTEM = (
-    "You are an expert in compressing large language models (quantization, pruning, recovery by fine-tuning "
-    "or distillation). Each episode you choose ONE next experiment. Answer with a single JSON object and nothing "
-    'else, of the form {"action": "compress"|"end", "steps": [{"kind": str, "method": str, "params": {...}}], '
-    '"rationale": str}: one step, or a pipeline of steps run in order. Use only the methods listed under '
-    '"methods" in the context (what the agents on the bus offer now), with their parameters. '
-    "Do not repeat an experiment already in the history."
-)
-
-
-def method_list(offers: Offers) -> list[dict[str, Any]]:
-    """The catalogue as the LLM sees it: kind, name, what it does, its parameters and useful values."""
-    out = []
-    for m in offers.methods:
-        props = m.params_schema.get("properties", {})
-        out.append({
-            "kind": m.kind, "method": m.name, "stage": m.stage, "summary": m.summary,
-            "params": {k: {"type": v.get("type"), "default": v.get("default")} for k, v in list(props.items())[:12]},
-            "useful_values": m.search[:4],
-            "families": m.families,
-        })  # fmt: skip
-    return out
-
-
-def build_prompt(
-    state: ExperimentState, skills: SkillMemory, hardware: dict[str, Any], offers: Offers
-) -> list[dict[str, str]]:
-    run, spec = state.run, state.spec
-    assert run is not None
-    history = [
-        {
-            "episode": ep.number,
-            "steps": [s.model_dump() for s in ep.decision.steps],
-            "status": ep.status,
-            "accuracy": ep.evaluated.accuracy if ep.evaluated else None,
-            "decode_ms_per_token": ep.evaluated.latency.decode_ms_per_token if ep.evaluated else None,
-            "size_mib": round(ep.evaluated.size_bytes / 2**20, 1) if ep.evaluated else None,
-            "failure": ep.failure.message[:200] if ep.failure else None,
-        }
-        for ep in sorted(state.episodes.values(), key=lambda e: e.number)
-    ]
-    base = state.baseline.result
-    context = {
-        "model": spec.model_dump() if spec else None,
-        "hardware": hardware,
-        "methods": method_list(offers),
-        "objective": run.objective,
-        "target_benchmark": run.dataset,
-        "baseline": {
-            "accuracy": base.accuracy,
-            "decode_ms_per_token": base.latency.decode_ms_per_token,
-            "size_mib": round(base.size_bytes / 2**20, 1),
-        }
-        if base
-        else None,
-        "history": history,
-        "skill_memory": [s.model_dump() for s in skills.for_family(spec.family if spec else "")][:20],
-        "episodes_left": run.episodes - state.decided,
-    }
-    return [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": "Context:\n" + json.dumps(context, indent=1, default=str) + "\nYour JSON answer:"},
-    ]
 
 
 def hardware_summary() -> dict[str, Any]:
@@ -154,41 +96,41 @@ class LLMPolicy(Policy):
         self.settings = settings
         self.fallback = fallback
 
-    def decide(self, state: ExperimentState, skills: SkillMemory, offers: Offers) -> Decision:
-        from openai import OpenAI
+    def _source(self) -> str:
+        recorded = self.settings.llm_recorded
+        return f"recorded:{recorded.name}" if recorded is not None else scrub_url(self.settings.llm_base_url) or ""
 
+    def decide(self, state: ExperimentState, skills: SkillMemory, offers: Offers) -> Decision:
         episode = state.decided + 1
-        client = OpenAI(
-            base_url=self.settings.llm_base_url, api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), timeout=120
-        )
         messages = build_prompt(state, skills, hardware_summary(), offers)
+        schema = answer_schema(offers, state.spec)
         notes: list[EventData] = []
         last_error = ""
+        attempts = 0
         for attempt in range(1, self.settings.llm_max_attempts + 1):
+            attempts = attempt
             t0 = time.perf_counter()
-            text, usage, error = "", None, None
+            reply: Reply | None = None
+            refusals: list[Refusal] = []
             try:
-                response = client.chat.completions.create(  # type: ignore[call-overload]
-                    model=self.settings.llm_model,
-                    messages=messages,
-                    response_format={"type": "json_object"},
-                    temperature=0.2,
-                    max_tokens=self.settings.llm_max_tokens,
-                )
-                text = response.choices[0].message.content or ""
-                usage = response.usage
-                answer, steps = parse_answer(text, offers)
+                reply = self._ask(messages, schema, refusals)
+            except CallFailed as exc:  # no answer at all: no point asking again with a correction
+                for r in refusals:
+                    notes.append(self._note(episode, attempt, messages, "", r.error, None, t0))
+                last_error = scrub_text(str(exc), 1500)
+                notes.append(self._note(episode, attempt, messages, "", last_error, None, t0))
+                break
+            for r in refusals:
+                notes.append(self._note(episode, attempt, messages, "", scrub_text(r.error, 1500), None, t0))
+            error = None
+            try:
+                answer, steps = parse_answer(reply.text, offers)
                 why_not = infeasible(steps, state.spec, offers)
                 if why_not is not None:
                     raise ValueError(f"that configuration cannot run on this model: {why_not}")
-            except (ValidationError, ValueError, json.JSONDecodeError) as exc:
+            except (ValidationError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
                 error = scrub_text(f"{type(exc).__name__}: {exc}", 1500)
-            except Exception as exc:  # the server itself failed: no point asking again with a correction
-                error = scrub_text(f"{type(exc).__name__}: {exc}", 1500)
-                notes.append(self._note(episode, attempt, messages, text, error, usage, t0))
-                last_error = error
-                break
-            notes.append(self._note(episode, attempt, messages, text, error, usage, t0))
+            notes.append(self._note(episode, attempt, messages, reply.text, error, reply, t0))
             if error is None:
                 return Decision(
                     "compress" if steps else "end",
@@ -199,28 +141,46 @@ class LLMPolicy(Policy):
             last_error = error
             messages = [
                 *messages,
-                {"role": "assistant", "content": excerpt(text, EXCERPT_BYTES)},
+                {"role": "assistant", "content": excerpt(reply.text, EXCERPT_BYTES)},
                 {
                     "role": "user",
                     "content": f"That answer was invalid ({error}). Reply with only the corrected JSON object.",
                 },
             ]
+        return self._fall_back(state, skills, offers, notes, attempts, last_error)
+
+    def _ask(self, messages: list[dict[str, str]], schema: dict[str, Any], refusals: list[Refusal]) -> Reply:
+        if self.settings.llm_recorded is not None:
+            return recording(self.settings.llm_recorded).ask(messages)
+        from openai import OpenAI
+
+        client = OpenAI(base_url=self.settings.llm_base_url, api_key=api_key(), timeout=120, max_retries=1)
+        return ask_server(
+            client, self.settings.llm_model, messages, schema, self.settings.llm_response_format,
+            self.settings.llm_base_url or "openai", self.settings.llm_max_tokens, refusals,
+        )  # fmt: skip
+
+    def _fall_back(
+        self, state: ExperimentState, skills: SkillMemory, offers: Offers, notes: list[EventData], attempts: int,
+        last_error: str,
+    ) -> Decision:  # fmt: skip
+        """The fallback policy decides, and is named as the decider: in the event's `policy`, the terminal
+        line and the rationale, with the LLM's failure beside it."""
         fallback = self.fallback.decide(state, skills, offers)
+        why = f"no valid answer in {attempts} attempt(s); last error: {last_error}"
         notes.append(
             PolicyFellBack(
-                episode=episode,
-                from_policy=self.name,
-                to_policy=self.fallback.name,
-                reason=f"no valid answer in {len(notes)} attempt(s); last error: {last_error}"[:2000],
+                episode=state.decided + 1, from_policy=self.name, to_policy=self.fallback.name, reason=why[:2000]
             )
         )
         return Decision(
             fallback.action,
             fallback.steps,
-            f"fallback to {self.fallback.name}: {fallback.rationale}",
+            f"{fallback.rationale} [fallback: the llm gave {why[:300]}]",
             search_point=fallback.search_point,
             search_space=fallback.search_space,
-            notes=tuple(notes),
+            notes=(*fallback.notes, *notes),
+            policy=f"{self.fallback.name} (fallback from llm)",
         )
 
     def _note(
@@ -230,11 +190,11 @@ class LLMPolicy(Policy):
         messages: list[dict[str, str]],
         text: str,
         error: str | None,
-        usage: Any,
+        reply: Reply | None,
         t0: float,
     ) -> LLMConsulted:
-        prompt_tokens = getattr(usage, "prompt_tokens", None)
-        completion_tokens = getattr(usage, "completion_tokens", None)
+        prompt_tokens = reply.prompt_tokens if reply is not None else None
+        completion_tokens = reply.completion_tokens if reply is not None else None
         price = self.settings.llm_usd_per_1k_tokens
         cost = (
             round(price * ((prompt_tokens or 0) + (completion_tokens or 0)) / 1000, 6)
@@ -246,7 +206,7 @@ class LLMPolicy(Policy):
             episode=episode,
             attempt=attempt,
             model=self.settings.llm_model[:512],
-            base_url=scrub_url(self.settings.llm_base_url),
+            base_url=self._source()[:2048] or None,
             messages=digests,
             messages_sent=len(messages),
             conversation_sha256=whole,
