@@ -154,6 +154,11 @@ def fold_experiment(experiment_id: str, events: Iterable[Envelope]) -> Experimen
     return state
 
 
+def _promotion_of(state: ExperimentState, job_id: str) -> Promotion | None:
+    """The promotion whose request had this job id (its request says `purpose: promotion`)."""
+    return next((p for p in state.promotions().values() if p.request and p.request.job_id == job_id), None)
+
+
 def apply(state: ExperimentState, env: Envelope) -> None:
     """Apply one event. Mutates only `state`, which the fold owns; reads nothing else."""
     state.events += 1
@@ -192,10 +197,8 @@ def apply(state: ExperimentState, env: Envelope) -> None:
         ep = state.episode_of_job(data.job_id)
         if ep is not None:
             ep.attempts = max(ep.attempts, data.attempt)
-    elif isinstance(data, JobFailed) and data.final and data.job_id.endswith("-promote"):
-        for promotion in state.promotions().values():
-            if promotion.request is not None and promotion.request.job_id == data.job_id:
-                promotion.failure = data  # the episode keeps its subset result
+    elif isinstance(data, JobFailed) and data.final and (promotion := _promotion_of(state, data.job_id)):
+        promotion.failure = data  # the episode keeps its subset result
     elif isinstance(data, JobFailed) and data.final:
         if state.baseline.request is not None and data.job_id == state.baseline.request.job_id:
             state.baseline.failure = data
