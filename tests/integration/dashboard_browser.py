@@ -27,7 +27,9 @@ def chromium() -> str | None:
     for path in CANDIDATES:
         if os.access(path, os.X_OK):
             return path
-    return next((p for b in ("chromium-headless-shell", "chromium", "chromium-browser") if (p := shutil.which(b))), None)
+    return next(
+        (p for b in ("chromium-headless-shell", "chromium", "chromium-browser") if (p := shutil.which(b))), None
+    )
 
 
 BROWSER = chromium()
@@ -88,14 +90,26 @@ def running_dashboard(nats_url: str, auth_dir: Path, work_dir: Path) -> Iterator
         log.close()
 
 
-class Page:
-    """A browser page and what went wrong in it."""
+NOT_FOUND = "the server responded with a status of 404"
 
-    def __init__(self, page: Any) -> None:
+
+class Page:
+    """A browser page and what went wrong in it. Chromium reports a 404 document as a console error; a
+    test that asks for one (`expect_404`) sees every other error, and that one only for that document."""
+
+    def __init__(self, page: Any, expect_404: str | None = None) -> None:
         self.page = page
+        self.expect_404 = expect_404
         self.errors: list[str] = []
-        page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("console", self._console)
         page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+
+    def _console(self, message: Any) -> None:
+        if message.type != "error":
+            return
+        if self.expect_404 is not None and NOT_FOUND in message.text and message.location.get("url") == self.expect_404:
+            return
+        self.errors.append(f"console {message.type}: {message.text} ({message.location.get('url')})")
 
 
 @contextlib.asynccontextmanager
@@ -111,8 +125,8 @@ async def browser() -> AsyncIterator[Any]:
             await b.close()
 
 
-async def open_page(b: Any, url: str) -> tuple[Page, Any]:
+async def open_page(b: Any, url: str, expect_404: bool = False) -> tuple[Page, Any]:
     """A new page at `url`: the page and the main document's response."""
-    page = Page(await b.new_page())
+    page = Page(await b.new_page(), url if expect_404 else None)
     response = await page.page.goto(url)
     return page, response

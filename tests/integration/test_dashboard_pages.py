@@ -84,19 +84,30 @@ async def test_pages_draw_the_log_and_follow_appends_without_a_reload(dashboard:
     assert errors == []
 
 
+async def test_a_console_error_is_seen(dashboard: str) -> None:
+    """The check every test relies on: a script error and an unexpected 404 are both caught."""
+    async with browser() as b:
+        page, _ = await open_page(b, dashboard + "/agents")
+        await page.page.evaluate("setTimeout(() => noSuchFunction(), 0)")
+        await page.page.wait_for_timeout(300)
+        missing, _ = await open_page(b, dashboard + "/nope")
+    assert any("noSuchFunction" in e for e in page.errors), page.errors
+    assert any("404" in e for e in missing.errors), missing.errors
+
+
 async def test_an_unknown_experiment_is_a_404_page(dashboard: str) -> None:
     async with browser() as b:
-        page, response = await open_page(b, dashboard + "/experiments/no-such-run")
+        page, response = await open_page(b, dashboard + "/experiments/no-such-run", expect_404=True)
         assert response.status == 404
         assert "No experiment 'no-such-run' in the log" in await page.page.locator("#missing").inner_text()
         assert await page.page.title() == "Experiment not found · GreenAI"
         for path in ("/experiments/" + "x" * 81, "/experiments/a.b", "/experiments/..%2F..%2Fetc%2Fpasswd", "/nope"):
-            bad, response = await open_page(b, dashboard + path)
+            bad, response = await open_page(b, dashboard + path, expect_404=True)
             assert response.status == 404, path
             assert await bad.page.locator("h1").inner_text() == "Not found", path
+            assert await bad.page.locator("p.notfound").inner_text(), path
             page.errors += bad.errors
-    # the browser reports the 404 documents themselves; nothing else may go wrong
-    assert [e for e in page.errors if "status of 404" not in e] == []
+    assert page.errors == []
     with pytest.raises(urllib.error.HTTPError) as answer:
         urllib.request.urlopen(dashboard + "/api/experiments/no-such-run", timeout=10)
     assert answer.value.code == 404
