@@ -27,7 +27,7 @@ class KdParams(BaseModel):
     steps: int = Field(default=50, ge=1, le=100_000, description="Optimizer steps.")
     temperature: float = Field(default=1.0, ge=0.1, le=20.0, description="Softens both distributions.")
     hidden_weight: float = Field(default=0.0, ge=0.0, le=100.0, description="Weight of the last-hidden-state MSE.")
-    learning_rate: float = Field(default=1e-4, gt=0, le=1.0)
+    learning_rate: float = Field(default=2e-4, gt=0, le=1.0)
     batch_size: int = Field(default=4, ge=1, le=256)
     seq_len: int = Field(default=128, ge=8, le=8192)
 
@@ -64,7 +64,8 @@ def reapply_masks(model: Any, masks: dict[str, Any]) -> None:
 def trainable_parameters(model: Any) -> list[Any]:
     """Everything but the token embeddings and the output head (tied in small models: training them would
     move the vocabulary the teacher's distribution is expressed in, for little gain in a short run)."""
-    frozen = {id(p) for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m for p in m.parameters()}
+    heads = [m for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None]
+    frozen = {id(p) for m in heads for p in m.parameters()}
     params = []
     for p in model.parameters():
         p.requires_grad_(id(p) not in frozen and p.dtype.is_floating_point)
