@@ -11,15 +11,10 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from greenai.shared.agent_main import SpecFactory, serve_worker
+from greenai.shared.agent_main import SpecFactory, serve_process, serve_worker
 from greenai.shared.auth import credentials_for
-from greenai.shared.bus import ensure_nats, open_store
 from greenai.shared.config import Settings
-from greenai.shared.logging import configure_logging, get_logger
-from greenai.shared.runtime import install_stop_signals
-
-AGENTS = ("coordinator", "quantization", "pruning", "lora", "distillation", "evaluation")
-
+from greenai.shared.logging import configure_logging
 
 # The built-in step agents: role -> the class whose `spec()` describes its jobs. A new kind of agent
 # does not need to be here: it runs as its own process (shared.agent_main) and announces itself.
@@ -30,6 +25,7 @@ STEP_AGENTS = {
     "distillation": "greenai.services.distillation.agent:DistillationAgent",
     "evaluation": "greenai.services.evaluation.agent:EvaluationAgent",
 }
+AGENTS = ("coordinator", *STEP_AGENTS)
 
 
 def spec_factory(name: str) -> SpecFactory:
@@ -45,18 +41,7 @@ async def serve_agent(name: str, settings: Settings) -> None:
         raise ValueError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}")
     from greenai.services.coordinator.agent import Coordinator
 
-    bus = ensure_nats(settings)
-    store = await open_store(settings, bus.url, name, role=name, wait_for_stream_s=86400.0)
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    log = get_logger(name)
-    log.info("agent up", nats=bus.url, pid=os.getpid())
-    try:
-        await Coordinator(store, settings).serve(stop)
-    finally:
-        log.info("agent down")
-        await store.close()
-        bus.close()
+    await serve_process(name, settings, lambda store, stop: Coordinator(store, settings).serve(stop))
 
 
 def run_agent(name: str, settings: Settings) -> None:

@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from greenai.shared.bus import ensure_nats, open_store
 from greenai.shared.config import Settings
-from greenai.shared.eventstore import NatsUnavailable
+from greenai.shared.eventstore import EventStore, NatsUnavailable
 from greenai.shared.logging import configure_logging, get_logger
 from greenai.shared.runtime import JobSpec, JobWorker, install_stop_signals
 
 SpecFactory = Callable[[Settings], JobSpec]
 
 
-async def serve_worker(role: str, make_spec: SpecFactory, settings: Settings) -> None:
+async def serve_process(
+    role: str, settings: Settings, body: Callable[[EventStore, asyncio.Event], Awaitable[None]]
+) -> None:
+    """Connect as `role`, run `body` until a stop signal, close everything: the frame of every agent."""
     bus = ensure_nats(settings)
     # an agent may start before anyone created the log: it waits (a day) until an admin has (`greenai up`/`run`)
     store = await open_store(settings, bus.url, role, role=role, wait_for_stream_s=86400.0)
@@ -30,14 +33,19 @@ async def serve_worker(role: str, make_spec: SpecFactory, settings: Settings) ->
     log = get_logger(role)
     log.info("agent up", nats=bus.url, pid=os.getpid())
     try:
-        worker = JobWorker(
-            store, make_spec(settings), ack_wait_s=settings.ack_wait_s, max_attempts=settings.max_attempts
-        )
-        await worker.serve(stop)
+        await body(store, stop)
     finally:
         log.info("agent down")
         await store.close()
         bus.close()
+
+
+async def serve_worker(role: str, make_spec: SpecFactory, settings: Settings) -> None:
+    async def body(store: EventStore, stop: asyncio.Event) -> None:
+        spec = make_spec(settings)
+        await JobWorker(store, spec, ack_wait_s=settings.ack_wait_s, max_attempts=settings.max_attempts).serve(stop)
+
+    await serve_process(role, settings, body)
 
 
 def run_worker(role: str, make_spec: SpecFactory, settings: Settings | None = None) -> None:
