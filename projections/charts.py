@@ -23,22 +23,44 @@ def _label(c: Candidate) -> str:
     return f"ep {c.episode}: {c.method}" + (f" ({params})" if params else "")
 
 
+BASELINE = "baseline (uncompressed)"
+
+
+def _interval(points: list[Candidate], name: str) -> dict[str, Any]:
+    """Accuracy's 95 % interval as an error bar, so nobody reads noise as a win; other axes have none."""
+    if name != "accuracy":
+        return {"visible": False}
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [c.ci_high - c.accuracy for c in points],
+        "arrayminus": [c.accuracy - c.ci_low for c in points],
+        "visible": True,
+    }
+
+
 def pareto_figures(front: ParetoFront, title: str) -> tuple[Any, Any]:
-    """A 2×2 grid of the trade-offs and a 3D view (latency, size, accuracy); front points highlighted."""
+    """A 2×2 grid of the trade-offs and a 3D view (latency, size, accuracy); front points highlighted,
+    the uncompressed baseline marked as the reference, accuracy drawn with its 95 % interval."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     on_front = {(c.experiment_id, c.episode) for c in front.front}
+    compressed = [c for c in front.candidates if c.episode != 0]
     groups = {
-        "Pareto front": [c for c in front.candidates if (c.experiment_id, c.episode) in on_front],
-        "dominated": [c for c in front.candidates if (c.experiment_id, c.episode) not in on_front],
+        BASELINE: [c for c in front.candidates if c.episode == 0],
+        "Pareto front": [c for c in compressed if (c.experiment_id, c.episode) in on_front],
+        "dominated": [c for c in compressed if (c.experiment_id, c.episode) not in on_front],
     }
-    colour = {"Pareto front": "#1b9e77", "dominated": "#999999"}
-    size = {"Pareto front": 11, "dominated": 8}
+    colour = {BASELINE: "#d95f02", "Pareto front": "#1b9e77", "dominated": "#999999"}
+    size = {BASELINE: 15, "Pareto front": 11, "dominated": 8}
+    symbol = {BASELINE: "star", "Pareto front": "circle", "dominated": "circle-open"}
     grid = make_subplots(rows=2, cols=2, subplot_titles=[f"{y} vs {x}" for _, _, x, y in PAIRS])
     for i, (xa, ya, xl, yl) in enumerate(PAIRS):
         row, col = i // 2 + 1, i % 2 + 1
         for name, points in groups.items():
+            if not points:
+                continue
             grid.add_trace(
                 go.Scatter(
                     x=[_value(c, xa) for c in points],
@@ -47,7 +69,9 @@ def pareto_figures(front: ParetoFront, title: str) -> tuple[Any, Any]:
                     name=name,
                     legendgroup=name,
                     showlegend=i == 0,
-                    marker={"color": colour[name], "size": size[name]},
+                    marker={"color": colour[name], "size": size[name], "symbol": symbol[name]},
+                    error_x=_interval(points, xa),
+                    error_y=_interval(points, ya),
                     text=[_label(c) for c in points],
                     hovertemplate="%{text}<br>" + xl + ": %{x:.2f}<br>" + yl + ": %{y:.3f}<extra></extra>",
                 ),
@@ -66,9 +90,11 @@ def pareto_figures(front: ParetoFront, title: str) -> tuple[Any, Any]:
                 mode="markers",
                 name=name,
                 marker={"color": colour[name], "size": size[name] // 2},
+                error_z=_interval(points, "accuracy"),
                 text=[_label(c) for c in points],
             )
             for name, points in groups.items()
+            if points
         ]
     )
     cube.update_layout(
