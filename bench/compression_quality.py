@@ -9,6 +9,9 @@ fresh child process, as the agents do. Prints a markdown table and writes it int
     python bench/compression_quality.py --data-dir ../shared/data [--only gptq,awq] [--slow]
 
 Results are cached per setting under --work-dir, so an interrupted run resumes.
+
+    python bench/compression_quality.py --smoke --model build/test-cache/tiny-llama --work-dir /tmp/cq-smoke
+    (seconds per setting: the baseline, one quantization, one prune + LoRA pipeline; RESULTS.md untouched)
 """
 
 from __future__ import annotations
@@ -65,6 +68,15 @@ SLOW: list[tuple[str, Steps]] = [
     ("torchao int8 weight-only", [("quantize", "torchao_int8", {"scheme": "weight_only"})]),
     ("AutoRound W4 g64, 50 iterations", [("quantize", "autoround", {"bits": 4, "group_size": 64, "iters": 50})]),
     ("magnitude 50 % + LoRA 200 steps", [("prune", "magnitude", {"sparsity": 0.5}), ("lora", "lora", {"steps": 200})]),
+]
+
+SMOKE: list[tuple[str, Steps]] = [
+    ("float32", []),
+    ("torchao int8 dynamic act + weight", [("quantize", "torchao_int8", {"scheme": "dynamic"})]),
+    (
+        "magnitude 50 % + LoRA 2 steps",
+        [("prune", "magnitude", {"sparsity": 0.5}), ("lora", "lora", {"steps": 2, "batch_size": 1, "seq_len": 32})],
+    ),
 ]
 
 
@@ -218,8 +230,8 @@ def write_results(text: str) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    base = materialize(resolve_model("smollm2-135m"), args.work_dir / "models")
-    chosen = SETTINGS + (SLOW if args.slow else [])
+    base = materialize(resolve_model(args.model), args.work_dir / "models")
+    chosen = SMOKE if args.smoke else SETTINGS + (SLOW if args.slow else [])
     if args.only:
         keep = set(args.only.split(","))
         chosen = [s for s in chosen if not s[1] or any(m in keep for _, m, _ in s[1])]
@@ -252,4 +264,12 @@ if __name__ == "__main__":
     parser.add_argument("--slow", action="store_true", help="also W3/W2, tuned AutoRound (~20 min) and 200-step LoRA")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only; leave RESULTS.md alone")
     parser.add_argument("--cached-only", action="store_true", help="only tabulate the settings already measured")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--model", default="smollm2-135m", help="an alias, a .gguf file or a model folder")
+    parser.add_argument(
+        "--smoke", action="store_true", help="3 settings, 256 tokens, 4 items, no RESULTS update (use a tiny --model)"
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        args.ppl_tokens, args.arc_limit, args.write = 256, 4, False
+        args.work_dir = args.work_dir / "smoke"  # never mixed with the cached results of a full run
+    asyncio.run(main(args))

@@ -4,6 +4,7 @@ Runs ARC-Easy items through lm-eval's HFLM on SmolLM2-135M, counts the tokens lm
 times plain batched forward passes over exactly those token sequences. Prints both and the ratio.
 
     python bench/eval_throughput.py --data-dir ../shared/data [--items 100]
+    python bench/eval_throughput.py --smoke --model build/test-cache/tiny-llama   # seconds: 4 items, batch 2
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
-def main(data_dir: Path, work_dir: Path, items: int, batch_size: int) -> None:
+def main(data_dir: Path, work_dir: Path, items: int, batch_size: int, model_ref: str) -> None:
     import torch
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
@@ -28,7 +29,7 @@ def main(data_dir: Path, work_dir: Path, items: int, batch_size: int) -> None:
     from greenai.shared.model_io import materialize, resolve_model
 
     torch.set_num_threads(1)
-    folder = materialize(resolve_model("smollm2-135m"), work_dir / "models")
+    folder = materialize(resolve_model(model_ref), work_dir / "models")
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
 
@@ -80,5 +81,9 @@ if __name__ == "__main__":
     parser.add_argument("--work-dir", type=Path, default=Path("build/bench-compression"))
     parser.add_argument("--items", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--model", default="smollm2-135m", help="an alias, a .gguf file or a model folder")
+    parser.add_argument("--smoke", action="store_true", help="4 items, batch 2 (use with a tiny --model)")
     args = parser.parse_args()
-    main(args.data_dir, args.work_dir, args.items, args.batch_size)
+    if args.smoke:
+        args.items, args.batch_size = 4, 2
+    main(args.data_dir, args.work_dir, args.items, args.batch_size, args.model)

@@ -4,6 +4,7 @@ Runs its own nats-server (JetStream, file storage) in a temporary folder. Figure
 never asserted; they depend on the machine and on what else runs on it.
 
     python bench/event_log.py [--events 100000]
+    python bench/event_log.py --smoke   # seconds: 600 events, the same figures
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 from greenai.events import Envelope, new_event
-from greenai.events.experiment import EpisodeDecided, ModelSpec, RunRequested, SpecInferred
+from greenai.events.experiment import EpisodeDecided, ModelSpec, RunRequested, SpecInferred, Step
 from greenai.events.jobs import ArtifactRef, QuantizeRequested
 from greenai.events.results import Artifact, Energy, EvaluateCompleted, Latency, QuantizeCompleted
 from greenai.projections.pareto import pareto_front
@@ -48,9 +49,8 @@ def synthetic_log(total: int) -> list[Envelope]:
                         exp,
                         EpisodeDecided(
                             episode=ep,
-                            action="quantize",
-                            method="autoround",
-                            params={"bits": bits},
+                            action="compress",
+                            steps=[Step(kind="quantize", method="autoround", params={"bits": bits})],
                             policy="grid",
                             rationale="bench",
                         ),
@@ -111,7 +111,7 @@ async def main(total: int) -> None:
         server = start_nats_server(Path(tmp), publish_endpoint=False)
         try:
             store = await EventStore.connect(server.url, "BENCH")
-            sample = 2000
+            sample = min(2000, len(events) // 2)
             t0 = time.perf_counter()
             for env in events[:sample]:
                 await store.append(env)
@@ -159,4 +159,6 @@ async def main(total: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument("--smoke", action="store_true", help="600 events: checks the bench still runs")
+    args = parser.parse_args()
+    asyncio.run(main(600 if args.smoke else args.events))

@@ -6,6 +6,7 @@ decode/prefill ms/token, CUDA peak memory, codecarbon energy and its mode, and t
 ran. A method whose library is missing fails alone, with its error.
 
     python bench/gpu_check.py --data-dir ../shared/data [--model path/to/model.gguf]
+    python bench/gpu_check.py --smoke --model build/test-cache/tiny-llama   # seconds: float32 + one method
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ CHECKS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def measure(folder: Path, data_dir: Path) -> dict[str, Any]:
+def measure(folder: Path, data_dir: Path, ppl_tokens: int = 4096) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.cuda.reset_peak_memory_stats()
     with track_energy() as energy:
         model = AutoModelForCausalLM.from_pretrained(folder, device_map="cuda")
         tok = AutoTokenizer.from_pretrained(folder)
-        ppl, tokens = wikitext_perplexity(model, tok, data_dir, max_tokens=4096)
+        ppl, tokens = wikitext_perplexity(model, tok, data_dir, max_tokens=ppl_tokens)
         lat = measure_latency(model, tok)
     layer = type(model.model.layers[0].self_attn.q_proj).__name__
     peak = torch.cuda.max_memory_allocated() / 2**20
@@ -60,19 +61,23 @@ def measure(folder: Path, data_dir: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def main(data_dir: Path, work: Path, model: str, out: Path | None) -> None:
-    assert torch.cuda.is_available(), "this check needs a CUDA device"
+def main(data_dir: Path, work: Path, model: str, out: Path | None, smoke: bool = False) -> None:
+    if not torch.cuda.is_available():
+        raise SystemExit("this check needs a CUDA device: none is visible here")
     print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}", flush=True)
     base = materialize(resolve_model(model), work / "models")
-    rows: list[dict[str, Any]] = [{"method": "float32", "params": {}, "ok": True, **measure(base, data_dir)}]
+    ppl_tokens = 256 if smoke else 4096
+    rows: list[dict[str, Any]] = [
+        {"method": "float32", "params": {}, "ok": True, **measure(base, data_dir, ppl_tokens)}
+    ]
     print(json.dumps(rows[-1]), flush=True)
-    for method, params in CHECKS:
+    for method, params in CHECKS[:1] if smoke else CHECKS:
         target = work / f"{method}-{'-'.join(f'{k}{v}' for k, v in params.items())}"
         try:
             t0 = time.perf_counter()
             quantize_to_folder(method, params, str(base), str(target), str(data_dir), 128, 512, 0, "cuda")
             row = {"method": method, "params": params, "ok": True, "quantize_s": round(time.perf_counter() - t0, 1)}
-            rows.append(row | measure(target, data_dir))
+            rows.append(row | measure(target, data_dir, ppl_tokens))
         except Exception as exc:
             rows.append(
                 {"method": method, "params": params, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
@@ -91,5 +96,6 @@ if __name__ == "__main__":
     parser.add_argument(
         "--out", type=Path, default=Path(os.environ["OUT"]) / "gpu_check.json" if "OUT" in os.environ else None
     )
+    parser.add_argument("--smoke", action="store_true", help="float32 and one method, 256 tokens (use a tiny --model)")
     args = parser.parse_args()
-    main(args.data_dir, args.work_dir, args.model, args.out)
+    main(args.data_dir, args.work_dir, args.model, None if args.smoke else args.out, args.smoke)

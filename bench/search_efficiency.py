@@ -15,6 +15,7 @@ normalised hypervolume over the whole budget (anytime quality), and the share
 of catastrophic configurations among the first 20 evaluations.
 
     python bench/search_efficiency.py [--seeds 20] [--html build/search_efficiency.html]
+    python bench/search_efficiency.py --smoke   # seconds: 1 seed, 6 evaluations a policy, missing counted as failed
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def curve(land: Landscape, seen: list[EvaluateCompleted | None], budget: int) ->
     return out
 
 
-def main(seeds: int, html: Path | None, partial: bool = False) -> None:
+def main(seeds: int, html: Path | None, partial: bool = False, budget_cap: int | None = None) -> None:
     console = Console(width=170)
     land = load_landscape(LANDSCAPE)
     space = configurations(Space(OFFERS, "cpu-fast"))
@@ -158,7 +159,8 @@ def main(seeds: int, html: Path | None, partial: bool = False) -> None:
             f"the landscape lacks {len(missing)} of the {len(space)} configurations of today's cpu-fast space (the agents' "
             f"announced grids), e.g. {missing[0]}: record a new landscape, or pass --partial to count them as failed"
         )
-    budget = len(space)
+    budget = min(len(space), budget_cap or len(space))
+    checkpoints = [k for k in CHECKPOINTS if k <= budget]
     best = land.volume([land.baseline, *[r for r in land.outcomes.values() if r is not None]])
     catastrophic = CHANCE + 0.5 * (land.baseline.accuracy - CHANCE)
     failed = sum(1 for r in land.outcomes.values() if r is None)
@@ -168,7 +170,7 @@ def main(seeds: int, html: Path | None, partial: bool = False) -> None:
         f"catastrophic: accuracy < {catastrophic:.3f}"
     )
     table = Table(title=f"search efficiency on the recorded SmolLM2-135M landscape ({seeds} seeds each)")
-    for col in ["policy", *[f"HV@{k}" for k in CHECKPOINTS], "HV area", "evals to 95 % (median)", "reached",
+    for col in ["policy", *[f"HV@{k}" for k in checkpoints], "HV area", "evals to 95 % (median)", "reached",
                 "catastrophic@20", "s/decision"]:  # fmt: skip
         table.add_column(col, justify="right")
     curves: dict[str, list[float]] = {}
@@ -187,7 +189,7 @@ def main(seeds: int, html: Path | None, partial: bool = False) -> None:
         medians[name] = statistics.median([h if h is not None else budget + 1 for h in hits])
         bad = [sum(1 for r in run[:20] if r is None or r.accuracy < catastrophic) / min(20, len(run)) for run in runs]
         table.add_row(
-            name, *[f"{mean[k] / best:.3f}" for k in CHECKPOINTS], f"{areas[name]:.3f}",
+            name, *[f"{mean[k] / best:.3f}" for k in checkpoints], f"{areas[name]:.3f}",
             f"{medians[name]:.0f}" if medians[name] <= budget else f">{budget}", f"{len(reached)}/{seeds}",
             f"{statistics.fmean(bad):.0%}", f"{per_decision:.3f}",
         )  # fmt: skip
@@ -219,6 +221,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--partial", action="store_true", help="allow a landscape still being recorded (missing: failed)"
     )
+    parser.add_argument("--smoke", action="store_true", help="1 seed, 6 evaluations a policy; implies --partial")
     args = parser.parse_args()
     LANDSCAPE = args.landscape
-    main(args.seeds, args.html, args.partial)
+    if args.smoke:
+        main(1, args.html, partial=True, budget_cap=6)
+    else:
+        main(args.seeds, args.html, args.partial)

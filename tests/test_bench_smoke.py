@@ -21,6 +21,10 @@ def run_bench(script: str, *args: str, timeout: int = 300) -> subprocess.Complet
     )  # fmt: skip
 
 
+def on_tiny_model(model: Path, data_dir: Path, work: Path) -> list[str]:
+    return ["--model", str(model), "--data-dir", str(data_dir), "--work-dir", str(work)]
+
+
 @pytest.mark.slow
 def test_artifact_store_bench_smoke() -> None:
     result = run_bench("artifact_store.py")
@@ -33,3 +37,55 @@ def test_hostile_bench_smoke(data_dir: Path) -> None:
     result = run_bench("hostile.py", "--data-dir", str(data_dir))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "| 0 " in result.stdout  # no agent crashed
+
+
+def test_event_log_bench_smoke() -> None:
+    result = run_bench("event_log.py", timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "replay (decode + validate)" in result.stdout and "rebuild both from the log" in result.stdout
+
+
+def test_search_efficiency_bench_smoke() -> None:
+    result = run_bench("search_efficiency.py", timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "best policy:" in result.stdout
+
+
+@pytest.mark.slow
+def test_eval_throughput_bench_smoke(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    result = run_bench("eval_throughput.py", *on_tiny_model(tiny_model_dir, data_dir, tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "ratio, scoring only" in result.stdout
+
+
+@pytest.mark.slow
+def test_benchmarks_smollm2_bench_smoke(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    result = run_bench("benchmarks_smollm2.py", *on_tiny_model(tiny_model_dir, data_dir, tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "gsm8k:" in result.stdout and "wikitext2 (secondary)" in result.stdout
+
+
+@pytest.mark.slow
+def test_compression_quality_bench_smoke(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    before = (REPO / "bench" / "RESULTS.md").read_text()
+    result = run_bench("compression_quality.py", *on_tiny_model(tiny_model_dir, data_dir, tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "FAILED" not in result.stdout, result.stdout[-3000:]
+    assert "| float32 |" in result.stdout and "| magnitude 50 % + LoRA 2 steps |" in result.stdout
+    assert (REPO / "bench" / "RESULTS.md").read_text() == before  # a smoke run records nothing
+
+
+@pytest.mark.slow
+def test_faults_bench_smoke(data_dir: Path) -> None:
+    result = run_bench("faults.py", "--data-dir", str(data_dir))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_gpu_check_bench_smoke(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("bench/gpu_check.py checks CUDA paths: no CUDA device here")
+    result = run_bench("gpu_check.py", *on_tiny_model(tiny_model_dir, data_dir, tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert '"method": "autoround"' in result.stdout and '"ok": true' in result.stdout
