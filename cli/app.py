@@ -17,6 +17,7 @@ from greenai.cli.auth import auth_app
 from greenai.cli.cluster import cluster_app
 from greenai.cli.dashboard import dashboard
 from greenai.cli.inspection import analyze, experiments, replay, tail
+from greenai.cli.llm import llm_app
 from greenai.cli.run import run
 from greenai.cli.spec import spec
 from greenai.cli.transfer import export, import_events
@@ -28,6 +29,7 @@ app.add_typer(auth_app, name="auth")
 app.command("pull")(pull)
 app.command("gc")(gc)
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(llm_app, name="llm")
 app.command()(run)
 app.command()(spec)
 app.command()(agent)

@@ -101,6 +101,8 @@ def test_the_schema_names_only_offered_methods_that_fit_the_family() -> None:
         ({**GOOD, "steps": [{"kind": "quantize", "method": "autoround_layer_drop", "params": {}}]}, "no live agent"),
         ({**GOOD, "steps": [{"kind": "prune", "method": "wanda", "params": {"bits": 4}}]}, "takes no parameter"),
         ({"action": "balanced", "rationale": "x"}, "needs a 'method'"),
+        ({**GOOD, "steps": [GOOD["steps"][0], GOOD["steps"][0]]}, "each kind at most once"),
+        ({**GOOD, "steps": [{"kind": "lora", "method": "lora", "params": {}}, GOOD["steps"][0]]}, "in the order"),
         ({"action": "compress", "steps": []}, "rationale"),
         ({**GOOD, "model": {"name": "echoed spec"}}, "Extra inputs"),
     ],
@@ -209,3 +211,44 @@ def test_recorded_answers_replay_without_a_server(tmp_path: Path) -> None:
     missed = LLMPolicy(settings, GridPolicy()).decide(later, SkillMemory(skills=[]), offers)
     fell = [n for n in missed.notes if isinstance(n, PolicyFellBack)]
     assert missed.policy == "grid (fallback from llm)" and "holds no answer" in fell[0].reason
+
+
+def test_in_the_cpu_fast_space_the_schema_allows_only_the_fast_grids() -> None:
+    offers = f.agent_offers()
+    variants = answer_schema(offers, f.SPEC, "cpu-fast")["properties"]["steps"]["items"]["anyOf"]
+    methods = {v["properties"]["method"]["enum"][0] for v in variants}
+    assert methods == {m.name for m in offers.methods if m.fast_search}
+    autoround = next(v for v in variants if v["properties"]["method"]["enum"] == ["autoround"])["properties"]["params"]
+    assert autoround["properties"]["iters"] == {"enum": [0]} and autoround["required"] == [
+        "bits",
+        "group_size",
+        "iters",
+    ]
+    wanda = [v for v in variants if v["properties"]["method"]["enum"] == ["wanda"]]
+    assert len(wanda) == 2, "one variant per fast grid: a sparsity, or a 2:4 pattern"
+
+
+def test_a_conversation_asked_again_gets_the_next_recorded_answer(tmp_path: Path) -> None:
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    digests, whole = digest_messages(messages)
+    notes = [
+        LLMConsulted(
+            episode=1,
+            attempt=1,
+            model="m",
+            messages=digests,
+            messages_sent=2,
+            conversation_sha256=whole,
+            answer=text,
+            answer_chars=len(text),
+            valid=True,
+            latency_s=1.0,
+        )
+        for text in ("first", "second")
+    ]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(new_event("e", n, producer="t").encode().decode() + "\n" for n in notes))
+    rec = llm_calls.Recording(path)
+    assert [rec.ask(messages).text for _ in range(3)] == ["first", "second", "second"]
+    with pytest.raises(llm_calls.CallFailed, match="holds no answer"):
+        rec.ask([*messages, {"role": "user", "content": "more"}])

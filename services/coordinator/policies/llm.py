@@ -68,6 +68,10 @@ class LLMAnswer(BaseModel):
             unknown = sorted(set(params) - set(known))
             if unknown and offer.params_schema.get("additionalProperties") is False:
                 raise ValueError(f"{method} takes no parameter(s) {unknown}; its parameters: {sorted(known)}")
+        order = offers.kinds()
+        kinds = [k for k, _, _ in raw]
+        if len(set(kinds)) < len(kinds) or kinds != sorted(kinds, key=order.index):
+            raise ValueError(f"a pipeline uses each kind at most once, in the order {order}; got {kinds}")
         return tuple(Step(kind=k, method=m, params=p) for k, m, p in raw)
 
 
@@ -103,25 +107,22 @@ class LLMPolicy(Policy):
     def decide(self, state: ExperimentState, skills: SkillMemory, offers: Offers) -> Decision:
         episode = state.decided + 1
         messages = build_prompt(state, skills, hardware_summary(), offers)
-        schema = answer_schema(offers, state.spec)
+        schema = answer_schema(offers, state.spec, state.run.space if state.run else "full")
         notes: list[EventData] = []
         last_error = ""
         attempts = 0
         for attempt in range(1, self.settings.llm_max_attempts + 1):
             attempts = attempt
             t0 = time.perf_counter()
-            reply: Reply | None = None
             refusals: list[Refusal] = []
             try:
                 reply = self._ask(messages, schema, refusals)
             except CallFailed as exc:  # no answer at all: no point asking again with a correction
-                for r in refusals:
-                    notes.append(self._note(episode, attempt, messages, "", r.error, None, t0))
                 last_error = scrub_text(str(exc), 1500)
-                notes.append(self._note(episode, attempt, messages, "", last_error, None, t0))
+                notes += self._refused(episode, attempt, messages, refusals)
+                notes.append(self._note(episode, attempt, messages, "", last_error, None, self._since(t0, refusals)))
                 break
-            for r in refusals:
-                notes.append(self._note(episode, attempt, messages, "", scrub_text(r.error, 1500), None, t0))
+            notes += self._refused(episode, attempt, messages, refusals)
             error = None
             try:
                 answer, steps = parse_answer(reply.text, offers)
@@ -130,7 +131,7 @@ class LLMPolicy(Policy):
                     raise ValueError(f"that configuration cannot run on this model: {why_not}")
             except (ValidationError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
                 error = scrub_text(f"{type(exc).__name__}: {exc}", 1500)
-            notes.append(self._note(episode, attempt, messages, reply.text, error, reply, t0))
+            notes.append(self._note(episode, attempt, messages, reply.text, error, reply, self._since(t0, refusals)))
             if error is None:
                 return Decision(
                     "compress" if steps else "end",
@@ -183,6 +184,18 @@ class LLMPolicy(Policy):
             policy=f"{self.fallback.name} (fallback from llm)",
         )
 
+    def _refused(
+        self, episode: int, attempt: int, messages: list[dict[str, str]], refusals: list[Refusal]
+    ) -> list[EventData]:
+        """A refused response format is a call like any other, recorded, though it costs no attempt."""
+        return [
+            self._note(episode, attempt, messages, "", scrub_text(r.error, 1500), None, r.latency_s) for r in refusals
+        ]
+
+    @staticmethod
+    def _since(t0: float, refusals: list[Refusal]) -> float:
+        return round(time.perf_counter() - t0 - sum(r.latency_s for r in refusals), 3)
+
     def _note(
         self,
         episode: int,
@@ -191,7 +204,7 @@ class LLMPolicy(Policy):
         text: str,
         error: str | None,
         reply: Reply | None,
-        t0: float,
+        latency_s: float,
     ) -> LLMConsulted:
         prompt_tokens = reply.prompt_tokens if reply is not None else None
         completion_tokens = reply.completion_tokens if reply is not None else None
@@ -217,5 +230,5 @@ class LLMPolicy(Policy):
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cost_usd=cost,
-            latency_s=round(time.perf_counter() - t0, 3),
+            latency_s=latency_s,
         )

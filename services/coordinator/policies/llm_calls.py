@@ -10,13 +10,16 @@ life of the process. A refusal is a call like any other: it is recorded (`FORMAT
 error) but costs no attempt.
 
 A recording answers by the hash of the whole conversation (`conversation_sha256`): the same prompt
-gets the same answer, so an LLM run over a deterministic landscape replays bit for bit offline.
-A conversation the recording does not hold is an error, never a call to a server.
+gets the same answer, so an LLM run over a deterministic landscape replays bit for bit offline. A
+conversation asked k times gets the k-th recorded answer to it (the last one once they run out), so
+repeated runs of one prompt replay as they were sampled. A conversation the recording does not hold
+is an error, never a call to a server.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,7 @@ class Refusal:
 
     form: str
     error: str
+    latency_s: float
 
 
 def response_format(form: str, schema: dict[str, Any]) -> dict[str, Any] | None:
@@ -87,13 +91,15 @@ def ask_server(
         fmt = response_format(form, schema)
         if fmt is not None:
             extra["response_format"] = fmt
+        t0 = time.perf_counter()
         try:
             response = client.chat.completions.create(
                 model=model, messages=messages, temperature=0.2, max_tokens=max_tokens, **extra
             )
         except Exception as exc:
             if i + 1 < len(forms) and refused_format(exc):
-                refusals.append(Refusal(form, f"{FORMAT_REFUSED} ({form}); trying {forms[i + 1]}: {exc}"))
+                error = f"{FORMAT_REFUSED} ({form}); trying {forms[i + 1]}: {exc}"
+                refusals.append(Refusal(form, error, round(time.perf_counter() - t0, 3)))
                 continue
             raise CallFailed(f"{type(exc).__name__}: {exc}") from exc
         _ACCEPTED[base_url] = form
@@ -110,7 +116,8 @@ class Recording:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.answers: dict[str, LLMConsulted] = {}
+        self.answers: dict[str, list[LLMConsulted]] = {}
+        self.served: dict[str, int] = {}
         if not path.is_file():
             raise CallFailed(f"no recording at {path}")
         self.mtime = path.stat().st_mtime
@@ -119,13 +126,16 @@ class Recording:
                 continue
             data = decode(line).data
             if isinstance(data, LLMConsulted) and not (data.error or "").startswith(FORMAT_REFUSED):
-                self.answers.setdefault(data.conversation_sha256, data)
+                self.answers.setdefault(data.conversation_sha256, []).append(data)
 
     def ask(self, messages: list[dict[str, str]]) -> Reply:
         _, whole = digest_messages(messages)
-        found = self.answers.get(whole)
-        if found is None:
+        recorded = self.answers.get(whole)
+        if not recorded:
             raise CallFailed(f"the recording {self.path.name} holds no answer to this conversation ({whole[:12]})")
+        k = self.served.get(whole, 0)
+        self.served[whole] = k + 1
+        found = recorded[min(k, len(recorded) - 1)]
         if found.answer_chars > len(found.answer):
             raise CallFailed(f"the recorded answer was cut to {len(found.answer)} of {found.answer_chars} chars")
         if not found.answer and found.error:

@@ -39,9 +39,12 @@ SYSTEM = (
 _KEEP = {"type", "enum", "const", "properties", "additionalProperties", "anyOf", "items", "minimum", "maximum"}
 
 
-def applicable(offers: Offers, spec: ModelSpec | None) -> list[Any]:
-    """The offered methods this model's family may use (all of them when the family is unknown)."""
+def applicable(offers: Offers, spec: ModelSpec | None, space: str = "full") -> list[Any]:
+    """The offered methods this model's family may use (all of them when the family is unknown); in the
+    cpu-fast space only those with fast grids, as the search policies see it (coordinator/space.py)."""
     fits = [m for m in offers.methods if spec is None or m.families is None or spec.family in m.families]
+    if space == "cpu-fast":
+        fits = [m for m in fits if m.fast_search]
     return fits or list(offers.methods)
 
 
@@ -58,28 +61,38 @@ def _params_schema(raw: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "additionalProperties": False}
 
 
-def answer_schema(offers: Offers, spec: ModelSpec | None) -> dict[str, Any]:
+def _grid_schema(grid: dict[str, list[Any]]) -> dict[str, Any]:
+    """One of a method's fast grids: each of its parameters set, to one of the grid's values."""
+    props = {k: {"enum": list(v)} for k, v in grid.items()}
+    return {"type": "object", "properties": props, "required": sorted(props), "additionalProperties": False}
+
+
+def answer_schema(offers: Offers, spec: ModelSpec | None, space: str = "full") -> dict[str, Any]:
     """The decision's JSON schema: each step one of the offered (kind, method) pairs with that method's
-    own parameters; `end` with no steps is also allowed."""
+    own parameters (in the cpu-fast space: one of its fast grids). At least one step, even with `end`
+    (where it is ignored): a small model given the choice answers `compress` with no steps."""
     variants = [
         {
             "type": "object",
             "properties": {
                 "kind": {"type": "string", "enum": [m.kind]},
                 "method": {"type": "string", "enum": [m.name]},
-                "params": _params_schema(m.params_schema),
+                "params": params,
             },
             "required": ["kind", "method", "params"],
             "additionalProperties": False,
         }
-        for m in applicable(offers, spec)
+        for m in applicable(offers, spec, space)
+        for params in (
+            [_grid_schema(g) for g in m.fast_search or []] if space == "cpu-fast" else [_params_schema(m.params_schema)]
+        )
     ]
     step: dict[str, Any] = {"anyOf": variants} if variants else {"type": "object"}
     return {
         "type": "object",
         "properties": {
             "action": {"type": "string", "enum": ["compress", "end"]},
-            "steps": {"type": "array", "items": step, "minItems": 0, "maxItems": MAX_STEPS},
+            "steps": {"type": "array", "items": step, "minItems": 1, "maxItems": MAX_STEPS},
             "rationale": {"type": "string", "minLength": 1, "maxLength": RATIONALE_CHARS},
         },
         "required": ["action", "steps", "rationale"],
@@ -172,11 +185,17 @@ def history_lines(state: ExperimentState) -> list[str]:
     return lines
 
 
-def method_lines(offers: Offers, spec: ModelSpec | None) -> list[str]:
+def method_lines(offers: Offers, spec: ModelSpec | None, space: str = "full") -> list[str]:
     """The catalogue as the LLM sees it: kind, name, what it does, each parameter's type, default and
-    range or choices, and the values its agent suggests."""
+    range or choices, and the values its agent suggests (in the cpu-fast space: the only values allowed)."""
     lines = []
-    for m in applicable(offers, spec):
+    for m in applicable(offers, spec, space):
+        if space == "cpu-fast":
+            grids = "; ".join(
+                ",".join(f"{k} in {vs}" for k, vs in g.items()) or "no parameters" for g in m.fast_search or []
+            )
+            lines.append(f"{m.kind}:{m.name} ({m.stage}) {m.summary[:100]} | params (set all of one group): {grids}")
+            continue
         params = []
         for k, v in list(m.params_schema.get("properties", {}).items())[:10]:
             choice = v.get("enum") or ([v["const"]] if "const" in v else None)
@@ -213,22 +232,23 @@ def build_prompt(
         for s in skills.for_family(spec.family if spec else "")[:SKILL_ROWS]
     ]
     base = state.baseline.result
+    # what changes least comes first: a server that caches the prompt's prefix re-reads only the tail
     sections = [
         f"MODEL: {model}",
         f"HARDWARE: {', '.join(f'{k}={v}' for k, v in hardware.items())}",
         f"OBJECTIVE: {run.objective}; benchmark {run.dataset}"
         + (f" ({run.limit} items per evaluation)" if run.limit else ""),
-        f"BUDGET: {run.episodes - state.decided} of {run.episodes} episodes left"
-        + (f"; time budget {run.time_budget_h} h" if run.time_budget_h else ""),
-        "BASELINE: " + (_row("uncompressed", base) if base else "not measured"),
         "METHODS (kind:method):",
-        *[f"  {x}" for x in method_lines(offers, spec)],
+        *[f"  {x}" for x in method_lines(offers, spec, run.space)],
+        "SKILL MEMORY (earlier experiments on this family):",
+        *([f"  {x}" for x in skill_rows] or ["  none"]),
+        "BASELINE: " + (_row("uncompressed", base) if base else "not measured"),
         "PARETO FRONT (not dominated on accuracy, latency, memory, size, energy):",
         *[f"  {x}" for x in front_table(state)],
         "HISTORY:",
         *([f"  {x}" for x in history_lines(state)] or ["  none yet"]),
-        "SKILL MEMORY (earlier experiments on this family):",
-        *([f"  {x}" for x in skill_rows] or ["  none"]),
+        f"BUDGET: {run.episodes - state.decided} of {run.episodes} episodes left"
+        + (f"; time budget {run.time_budget_h} h" if run.time_budget_h else ""),
     ]
     return [
         {"role": "system", "content": SYSTEM},
