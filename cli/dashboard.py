@@ -8,6 +8,7 @@ import typer
 
 from greenai.cli.log_access import existing_bus
 from greenai.cli.options import DataDir, NatsUrl, WorkDir, console, settings_or_exit
+from greenai.shared.auth import credentials_for
 from greenai.shared.bus import open_store
 from greenai.shared.eventstore import EventStore
 from greenai.shared.logging import configure_logging
@@ -30,12 +31,18 @@ def dashboard(
     configure_logging("console", "warning")
     bus = existing_bus(settings, allow_start=True)
 
-    async def open_log() -> EventStore:
+    async def open_log() -> EventStore:  # GREENAI_CREDENTIALS if set, else viewer.nk in the auth dir
         return await open_store(settings, bus.url, "dashboard", "viewer")
 
-    app = create_app(Feed(), open_log)
+    async def open_cli() -> EventStore:  # actions: the cli role's own seed from the auth dir
+        cli = settings.model_copy(update={"credentials": None})
+        return await open_store(cli, bus.url, "dashboard-cli", "cli")
+
+    can_act = credentials_for(settings.auth_path, "cli") is not None
+    app = create_app(Feed(), open_log, open_cli if can_act else None, settings)
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"dashboard: http://{shown}:{port}/  (log: NATS {bus.url}; Ctrl-C to stop)")
+    mode = "runs and reviews as `cli`" if can_act else "read-only: no cli credentials in " + str(settings.auth_path)
+    console.print(f"dashboard: http://{shown}:{port}/  (log: NATS {bus.url}; {mode}; Ctrl-C to stop)")
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
     finally:

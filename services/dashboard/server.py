@@ -17,10 +17,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
+from greenai.events import new_event
 from greenai.events.subjects import check_experiment_id
 from greenai.services.dashboard import views
+from greenai.services.dashboard.actions import Refused, ReviewForm, RunForm, parse, review_event, run_request
 from greenai.services.dashboard.feed import Feed
-from greenai.shared.eventstore import EventStore
+from greenai.shared.config import Settings
+from greenai.shared.eventstore import ConcurrencyError, EventStore
 
 STATIC = Path(__file__).parent / "static"
 KEEPALIVE_S = 15.0
@@ -30,7 +33,26 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
+MAX_FORM_BYTES = 16 * 1024
 Delta = Callable[[int], tuple[str, dict[str, Any]] | None]
+Opener = Callable[[], Any]  # an async callable giving an EventStore
+READ_ONLY = (
+    "read-only: this dashboard has no `cli` credentials (cli.nk in the auth dir, written by `greenai auth init`)"
+)
+RUN_FORM = (
+    '<details id="run-box"><summary>Start a run</summary><form id="run-form">'
+    '<label>model <input name="model" value="smollm2-135m"></label> '
+    '<label>target benchmark <input name="dataset" value="arc_easy"></label> '
+    '<label>episodes <input name="episodes" type="number" min="1" value="3"></label> '
+    '<label>items per evaluation <input name="limit" type="number" min="1" value="20"></label> '
+    '<label>policy <select name="policy"><option value="">default</option><option>grid</option><option>tpe</option>'
+    "<option>nsga2</option><option>random</option><option>bandit</option><option>llm</option></select></label> "
+    '<label>objective <select name="objective"><option>balanced</option><option>accuracy_focused</option>'
+    "<option>latency_focused</option><option>memory_constrained</option></select></label> "
+    '<label><input name="interactive" type="checkbox"> review each decision</label> '
+    '<label>name <input name="name" placeholder="generated"></label> '
+    '<button type="submit">Request the run</button></form><p id="run-error" class="reason"></p></details>'
+)
 
 
 def plotly_js() -> Path:
@@ -61,9 +83,13 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'), default=str)}\n\n"
 
 
-def create_app(feed: Feed, store_opener: Callable[[], Any] | None = None) -> FastAPI:
-    """The app over a feed; `store_opener` (an async callable giving an EventStore) is followed for
-    the app's lifetime."""
+def create_app(
+    feed: Feed, store_opener: Opener | None = None, cli_opener: Opener | None = None, settings: Settings | None = None
+) -> FastAPI:
+    """The app over a feed; the log `store_opener` opens (as viewer) is followed for the app's lifetime.
+    With `cli_opener` (the `cli` role's connection) and `settings`, the pages may request runs and
+    review decisions; without, they are read-only."""
+    actions: dict[str, EventStore] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -72,6 +98,8 @@ def create_app(feed: Feed, store_opener: Callable[[], Any] | None = None) -> Fas
         if store_opener is not None:
             store = await store_opener()
             task = asyncio.create_task(feed.follow(store))
+        if cli_opener is not None and settings is not None:
+            actions["cli"] = await cli_opener()
         try:
             yield
         finally:
@@ -79,8 +107,9 @@ def create_app(feed: Feed, store_opener: Callable[[], Any] | None = None) -> Fas
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-            if store is not None:
-                await store.close()
+            for s in (store, actions.pop("cli", None)):
+                if s is not None:
+                    await s.close()
 
     app = FastAPI(title="GreenAI dashboard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -130,7 +159,9 @@ def create_app(feed: Feed, store_opener: Callable[[], Any] | None = None) -> Fas
 
     @app.get("/", response_class=HTMLResponse)
     async def experiments_page() -> HTMLResponse:
-        return _page("Experiments", "experiments", '<h1>Experiments</h1><table id="experiments"></table>')
+        form = RUN_FORM if actions else f'<p class="readonly">{escape(READ_ONLY)}</p>'
+        body = f'<h1>Experiments</h1>{form}<table id="experiments"></table>'
+        return _page("Experiments", "experiments", body, actions="1" if actions else "")
 
     @app.get("/agents", response_class=HTMLResponse)
     async def agents_page() -> HTMLResponse:
@@ -147,14 +178,15 @@ def create_app(feed: Feed, store_opener: Callable[[], Any] | None = None) -> Fas
         )
         body = (
             f'<h1>Experiment <span id="exp-id">{escape(exp)}</span></h1>{"" if known else missing}'
-            '<section id="summary"></section>'
+            '<section id="summary"></section><section id="review"></section>'
             '<section><h2>Pareto front</h2><label>x <select id="axis-x"></select></label> '
             '<label>y <select id="axis-y"></select></label><div id="chart"></div><div id="card"></div></section>'
             '<section><h2>Episodes</h2><table id="timeline"></table></section>'
             '<section><h2>Events</h2><label>type <select id="tail-filter"><option value="">all</option></select>'
             '</label><table id="tail"></table></section>'
         )
-        return _page(exp if known else "Experiment not found", "experiment", body, 200 if known else 404, exp=exp)
+        title = exp if known else "Experiment not found"
+        return _page(title, "experiment", body, 200 if known else 404, exp=exp, actions="1" if actions else "")
 
     @app.get("/api/experiments")
     async def experiments_json() -> dict[str, Any]:
@@ -216,5 +248,62 @@ def create_app(feed: Feed, store_opener: Callable[[], Any] | None = None) -> Fas
             return "snapshot", snapshot()
 
         return await stream(request, snapshot, delta, AGENTS_REFRESH_S)
+
+    async def form_body(request: Request) -> object:
+        """The JSON body of an action, or `Refused`: read-only, another site's page (Origin), not JSON
+        (a cross-site HTML form cannot send JSON without the browser asking first), too large, malformed."""
+        if "cli" not in actions:
+            raise Refused(READ_ONLY, 403)
+        origin = request.headers.get("origin")
+        if origin is not None and origin.rstrip("/") != f"{request.url.scheme}://{request.url.netloc}":
+            raise Refused(f"refused: a request from another site ({origin})", 403)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise Refused("refused: send the form as application/json", 415)
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_FORM_BYTES:
+                raise Refused(f"refused: a form over {MAX_FORM_BYTES} bytes", 413)
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise Refused("bad form: not JSON") from None
+
+    async def caught_up(seq: int, within_s: float = 5.0) -> None:
+        """Answer once the read model holds what was appended, so the page it leads to shows it."""
+        deadline = asyncio.get_running_loop().time() + within_s
+        while feed.read.last_seq < seq and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            await feed.changed(feed.read.last_seq, left)
+
+    def refused(exc: Refused) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.post("/api/runs")
+    async def request_run(request: Request) -> JSONResponse:
+        try:
+            form = parse(RunForm, await form_body(request))
+            assert settings is not None
+            experiment_id, run = await asyncio.to_thread(run_request, form, settings)
+            event = new_event(experiment_id, run, producer="dashboard", key="run")
+            try:
+                stored = await actions["cli"].append(event, expected_last_seq=0)
+            except ConcurrencyError:
+                raise Refused(f"experiment {experiment_id} already exists; pick another name", 409) from None
+        except Refused as exc:
+            return refused(exc)
+        await caught_up(stored.seq)
+        return JSONResponse({"experiment": experiment_id, "url": f"/experiments/{experiment_id}"}, status_code=201)
+
+    @app.post("/api/experiments/{experiment_id}/review")
+    async def review(request: Request, experiment_id: str) -> JSONResponse:
+        exp = experiment_id_or_404(experiment_id)
+        try:
+            form = parse(ReviewForm, await form_body(request))
+            event = review_event(feed.read, exp, form)
+            stored = await actions["cli"].append(event)
+        except Refused as exc:
+            return refused(exc)
+        await caught_up(stored.seq)
+        return JSONResponse({"reviewed": f"{exp} episode {form.episode} proposal {form.proposal}"}, status_code=201)
 
     return app

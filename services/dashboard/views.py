@@ -52,7 +52,20 @@ def summary(model: ExperimentModel) -> dict[str, Any]:
         "started": model.state.run_event.time.isoformat() if model.state.run_event else None,
         "events": state.events,
         "last_seq": model.last_seq,
+        "proposal": _waiting(model) if status == "waiting for review" else None,
     }
+
+
+def _waiting(model: ExperimentModel) -> dict[str, Any] | None:
+    """The proposal a person is asked to review (interactive runs)."""
+    waiting = model.state.open_proposal()
+    if waiting is None:
+        return None
+    p = waiting[0]
+    return {
+        "episode": p.episode, "proposal": p.proposal, "action": p.action, "policy": p.policy,
+        "rationale": p.rationale, "steps": [f"{s.kind} {s.method} {s.params or ''}".strip() for s in p.steps],
+    }  # fmt: skip
 
 
 def _evaluation_of(model: ExperimentModel, c: Candidate) -> EvaluateCompleted | None:

@@ -54,11 +54,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_dashboard(nats_url: str, auth_dir: Path, work_dir: Path) -> Iterator[str]:
-    """`greenai dashboard` on a free port, reading the log as `viewer` (its seed from the auth dir)."""
+def running_dashboard(nats_url: str, auth_dir: Path, work_dir: Path, data_dir: Path | None = None) -> Iterator[str]:
+    """`greenai dashboard` on a free port, reading the log as `viewer` and acting as `cli` when the auth
+    dir holds that role's seed."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GREENAI_")}
     env |= {"GREENAI_NATS_URL": nats_url, "GREENAI_AUTH_DIR": str(auth_dir), "GREENAI_WORK_DIR": str(work_dir)}
+    if data_dir is not None:
+        env["GREENAI_DATA_DIR"] = str(data_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     log = open(work_dir / "dashboard.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(

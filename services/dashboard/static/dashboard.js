@@ -48,6 +48,34 @@ function connect(url, handlers) {
   return source;
 }
 
+async function post(url, body) {
+  const answer = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
+                                    body: JSON.stringify(body) });
+  let data = {};
+  try { data = await answer.json(); } catch (e) { data = { error: `HTTP ${answer.status}` }; }
+  return { ok: answer.ok, data };
+}
+
+function runForm() {
+  const form = document.getElementById("run-form");
+  if (!form) return;
+  const error = document.getElementById("run-error");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const number = (name) => (f.get(name) ? Number(f.get(name)) : null);
+    const body = {
+      model: f.get("model"), dataset: f.get("dataset"), episodes: number("episodes"), limit: number("limit"),
+      policy: f.get("policy") || null, objective: f.get("objective"), interactive: f.get("interactive") === "on",
+      name: f.get("name") || null,
+    };
+    error.textContent = "requesting…";
+    const { ok, data } = await post("/api/runs", body);
+    if (ok) window.location.href = data.url;
+    else error.textContent = data.error || "refused";
+  });
+}
+
 // ---- experiments -------------------------------------------------------------------------------
 
 function experimentsPage() {
@@ -68,6 +96,7 @@ function experimentsPage() {
     }
     if (!sorted.length) table.append(el("tr", {}, el("td", { colspan: head.length }, "No experiments in the log yet.")));
   }
+  runForm();
   connect("/api/stream/experiments", {
     snapshot: (d) => { rows.clear(); d.rows.forEach((r) => rows.set(r.id, r)); draw(); },
     delta: (d) => { d.rows.forEach((r) => rows.set(r.id, r)); draw(); },
@@ -97,7 +126,7 @@ function errorBars(points, axis) {
 
 function experimentPage() {
   const exp = document.body.dataset.exp;
-  const state = { summary: null, points: [], episodes: new Map(), tail: [] };
+  const state = { summary: null, points: [], episodes: new Map(), tail: [], reviewed: "" };
   const ax = document.getElementById("axis-x");
   const ay = document.getElementById("axis-y");
   for (const [k, label] of Object.entries(AXES)) {
@@ -125,6 +154,38 @@ function experimentPage() {
       el("dt", {}, "baseline accuracy"), el("dd", {}, fmt(s.baseline_accuracy)),
       el("dt", {}, "started"), el("dd", {}, when(s.started)),
       s.reason ? el("dt", {}, "reason") : null, s.reason ? el("dd", { class: "reason" }, s.reason) : null));
+  }
+
+  function drawReview() {
+    const box = document.getElementById("review");
+    const p = state.summary && state.summary.proposal;
+    if (!p) {  // nothing waits; what this page sent last stays in view
+      delete box.dataset.key;
+      box.replaceChildren(...(state.reviewed ? [el("p", { id: "review-result" }, state.reviewed)] : []));
+      return;
+    }
+    const key = `${p.episode}/${p.proposal}`;
+    if (box.dataset.key === key) return;  // keep a comment being typed
+    box.dataset.key = key;
+    const comment = el("input", { id: "review-comment", placeholder: "comment (optional)" });
+    const result = el("p", { id: "review-result", class: "reason" });
+    const buttons = document.body.dataset.actions === "1"
+      ? ["approve", "reject"].map((verdict) => {
+          const b = el("button", { id: "review-" + verdict, type: "button" }, verdict);
+          b.onclick = async () => {
+            result.textContent = "sending…";
+            const { ok, data } = await post(`/api/experiments/${encodeURIComponent(exp)}/review`,
+              { episode: p.episode, proposal: p.proposal, verdict, comment: comment.value });
+            if (ok) state.reviewed = `${verdict}d`;
+            result.textContent = ok ? state.reviewed : data.error || "refused";
+            if (ok) drawReview();  // the page may have heard of the review before this answer came
+          };
+          return b;
+        })
+      : [el("span", { class: "readonly" }, "read-only: this dashboard cannot review")];
+    box.replaceChildren(el("h2", {}, `Episode ${p.episode}: proposal ${p.proposal} waits for review`),
+      el("p", {}, `${p.policy} proposes ${p.action === "end" ? "to end" : p.steps.join(" → ")}`),
+      el("p", { class: "rationale" }, p.rationale), comment, ...buttons, result);
   }
 
   function drawChart() {
@@ -206,6 +267,7 @@ function experimentPage() {
     for (const e of d.episodes || []) state.episodes.set(e.episode, e);
     state.tail = state.tail.concat(d.tail || []).slice(-300);
     drawSummary();
+    drawReview();
     if (whole || d.points) drawChart();
     drawTimeline();
     drawTail();
