@@ -8,6 +8,7 @@ it kept and how much smaller and faster it made the model. The coordinator's pol
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,89 +49,113 @@ def params_key(params: dict[str, Any]) -> str:
 
 
 @dataclass
+class _Mean:
+    """A running mean, summed in arrival order (the same float as summing the whole list)."""
+
+    total: float = 0.0
+    n: int = 0
+
+    def add(self, x: float) -> None:
+        self.total += x
+        self.n += 1
+
+    def value(self) -> float | None:
+        return round(self.total / self.n, 6) if self.n else None
+
+
+@dataclass
 class _Acc:
     trials: int = 0
     failures: int = 0
-    retained: list[float] = field(default_factory=list)
-    size: list[float] = field(default_factory=list)
-    latency: list[float] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
+    retained: _Mean = field(default_factory=_Mean)
+    size: _Mean = field(default_factory=_Mean)
+    latency: _Mean = field(default_factory=_Mean)
+    reasons: deque[str] = field(default_factory=lambda: deque(maxlen=5))  # the last five
 
 
-def _mean(xs: list[float]) -> float | None:
-    return round(sum(xs) / len(xs), 6) if xs else None
+class SkillFold:
+    """The skill memory's fold, one event at a time: `apply` each event in log order, read `memory()`
+    whenever. Pure (no I/O), so a reader can keep one alive and apply only what is new."""
 
+    def __init__(self) -> None:
+        self.family: dict[str, str] = {}
+        self.episodes: dict[tuple[str, int], tuple[str, str]] = {}  # (exp, episode) -> (method, params key)
+        self.jobs: dict[tuple[str, str], int] = {}  # (exp, job id) -> episode
+        self.baseline: dict[str, EvaluateCompleted] = {}
+        self.pending: dict[str, list[EvaluateCompleted]] = {}  # results that came before their baseline
+        self.counted: set[tuple[str, int]] = set()
+        self.acc: dict[tuple[str, str, str], _Acc] = {}
 
-def skill_memory(events: Iterable[Envelope]) -> SkillMemory:
-    family: dict[str, str] = {}
-    episodes: dict[tuple[str, int], tuple[str, str]] = {}  # (exp, episode) -> (method, params key)
-    jobs: dict[tuple[str, str], int] = {}  # (exp, job id) -> episode
-    baseline: dict[str, EvaluateCompleted] = {}
-    pending: dict[str, list[EvaluateCompleted]] = {}  # results that came before their baseline
-    counted: set[tuple[str, int]] = set()
-    acc: dict[tuple[str, str, str], _Acc] = {}
-
-    def slot(exp: str, episode: int) -> _Acc | None:
-        if (exp, episode) not in episodes:
+    def _slot(self, exp: str, episode: int) -> _Acc | None:
+        if (exp, episode) not in self.episodes:
             return None
-        method, pkey = episodes[(exp, episode)]
-        return acc.setdefault((family.get(exp, "unknown"), method, pkey), _Acc())
+        method, pkey = self.episodes[(exp, episode)]
+        return self.acc.setdefault((self.family.get(exp, "unknown"), method, pkey), _Acc())
 
-    def record(exp: str, r: EvaluateCompleted) -> None:
-        base = baseline[exp]
-        s = slot(exp, r.episode)
+    def _record(self, exp: str, r: EvaluateCompleted) -> None:
+        base = self.baseline[exp]
+        s = self._slot(exp, r.episode)
         if s is None:
             return
         if base.accuracy > 0:
-            s.retained.append(r.accuracy / base.accuracy)
+            s.retained.add(r.accuracy / base.accuracy)
         if r.size_bytes > 0:
-            s.size.append(r.size_bytes / base.size_bytes)
+            s.size.add(r.size_bytes / base.size_bytes)
         if base.latency.decode_ms_per_token > 0:
-            s.latency.append(r.latency.decode_ms_per_token / base.latency.decode_ms_per_token)
+            s.latency.add(r.latency.decode_ms_per_token / base.latency.decode_ms_per_token)
 
-    for env in events:
+    def apply(self, env: Envelope) -> None:
         exp, data = env.experiment_id, env.data
         if isinstance(data, SpecInferred):
-            family[exp] = data.spec.family
+            self.family[exp] = data.spec.family
         elif isinstance(data, EpisodeDecided) and data.action == "compress" and data.method:
-            if (exp, data.episode) not in episodes:
-                episodes[(exp, data.episode)] = (data.method, params_key(data.params))
-                s = slot(exp, data.episode)
+            if (exp, data.episode) not in self.episodes:
+                self.episodes[(exp, data.episode)] = (data.method, params_key(data.params))
+                s = self._slot(exp, data.episode)
                 if s is not None:
                     s.trials += 1
         elif isinstance(data, StepRequested):
-            jobs[(exp, data.job_id)] = data.episode
-        elif isinstance(data, JobFailed) and data.final and (exp, data.job_id) in jobs:
-            episode = jobs[(exp, data.job_id)]
-            s = slot(exp, episode)
-            if s is not None and (exp, episode) not in counted:
-                counted.add((exp, episode))
+            self.jobs[(exp, data.job_id)] = data.episode
+        elif isinstance(data, JobFailed) and data.final and (exp, data.job_id) in self.jobs:
+            episode = self.jobs[(exp, data.job_id)]
+            s = self._slot(exp, episode)
+            if s is not None and (exp, episode) not in self.counted:
+                self.counted.add((exp, episode))
                 s.failures += 1
                 s.reasons.append(f"{data.reason}: {data.message[:200]}")
         elif isinstance(data, EvaluateCompleted):
             if data.episode == 0:
-                if exp not in baseline:
-                    baseline[exp] = data
-                    for r in pending.pop(exp, []):
-                        record(exp, r)
-            elif (exp, data.episode) not in counted:
-                counted.add((exp, data.episode))
-                if exp in baseline:
-                    record(exp, data)
+                if exp not in self.baseline:
+                    self.baseline[exp] = data
+                    for r in self.pending.pop(exp, []):
+                        self._record(exp, r)
+            elif (exp, data.episode) not in self.counted:
+                self.counted.add((exp, data.episode))
+                if exp in self.baseline:
+                    self._record(exp, data)
                 else:
-                    pending.setdefault(exp, []).append(data)
-    skills = [
-        Skill(
-            family=fam,
-            method=method,
-            params=json.loads(pkey),
-            trials=a.trials,
-            failures=a.failures,
-            mean_accuracy_retained=_mean(a.retained),
-            mean_size_ratio=_mean(a.size),
-            mean_latency_ratio=_mean(a.latency),
-            failure_reasons=a.reasons[-5:],
-        )
-        for (fam, method, pkey), a in sorted(acc.items())
-    ]
-    return SkillMemory(skills=skills)
+                    self.pending.setdefault(exp, []).append(data)
+
+    def memory(self) -> SkillMemory:
+        skills = [
+            Skill(
+                family=fam,
+                method=method,
+                params=json.loads(pkey),
+                trials=a.trials,
+                failures=a.failures,
+                mean_accuracy_retained=a.retained.value(),
+                mean_size_ratio=a.size.value(),
+                mean_latency_ratio=a.latency.value(),
+                failure_reasons=list(a.reasons),
+            )
+            for (fam, method, pkey), a in sorted(self.acc.items())
+        ]
+        return SkillMemory(skills=skills)
+
+
+def skill_memory(events: Iterable[Envelope]) -> SkillMemory:
+    fold = SkillFold()
+    for env in events:
+        fold.apply(env)
+    return fold.memory()

@@ -5,19 +5,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import gc
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from greenai.events import MalformedEvent, decode
+from greenai.events import Envelope, MalformedEvent, decode
 from greenai.events.subjects import PREFIX, all_events, experiment_filter, experiment_of_subject
 from greenai.shared.connection import TRANSIENT, ConnectionWatch
 from greenai.shared.eventstore_records import History, StoredEvent, Unreadable
 
 STALL_S = 10.0  # a replay that receives nothing this long (while connected) is restarted where it was
+
+
+class _CollectorPause:
+    """No cyclic garbage collection while bulk reads build their lists. Every decoded event adds a
+    dozen tracked objects that all stay alive, so the collector rescans an ever larger heap and
+    finds nothing: measured, 60 % of the CPU of a 30,000-event replay into a list. Reference
+    counting still frees everything as usual; the collector resumes, if it was on before the first
+    of them, when the last bulk read under way ends."""
+
+    pauses = 0
+    was_enabled = False
+
+    @classmethod
+    @contextlib.contextmanager
+    def during(cls) -> Iterator[None]:
+        if cls.pauses == 0:
+            cls.was_enabled = gc.isenabled()
+            gc.disable()
+        cls.pauses += 1
+        try:
+            yield
+        finally:
+            cls.pauses -= 1
+            if cls.pauses == 0 and cls.was_enabled:
+                gc.enable()
 
 
 class _Interrupted(Exception):
@@ -55,6 +81,11 @@ class EventReader:
             except MalformedEvent:
                 continue
 
+    async def envelopes(self, subject_filter: str | None = None) -> list[Envelope]:
+        """All valid events under a filter (default: the whole log) as one list: a rebuild's input."""
+        with _CollectorPause.during():
+            return [e.envelope async for e in self.read_everything(subject_filter)]
+
     async def _read_all(self, subject_filter: str) -> AsyncIterator[Msg]:
         """Every message under the filter, from the first, through an ordered consumer (the
         client's fastest path: server push with flow control, gaps detected and repaired).
@@ -89,15 +120,18 @@ class EventReader:
                 return  # nothing (more) under this filter
             idle = 0.0
             while True:
-                try:
-                    msg = await asyncio.wait_for(queue.get(), timeout=0.5)
-                except TimeoutError:
-                    idle += 0.5
-                    if self.watch.reconnects != reconnects or not self.nc.is_connected:
-                        raise _Interrupted("the connection dropped during a replay") from None
-                    if idle >= STALL_S:
-                        raise _Interrupted(f"no message for {STALL_S:.0f} s during a replay") from None
-                    continue
+                try:  # what is already here, without a task and a timer per message
+                    msg = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    try:
+                        msg = await asyncio.wait_for(queue.get(), timeout=0.5)
+                    except TimeoutError:
+                        idle += 0.5
+                        if self.watch.reconnects != reconnects or not self.nc.is_connected:
+                            raise _Interrupted("the connection dropped during a replay") from None
+                        if idle >= STALL_S:
+                            raise _Interrupted(f"no message for {STALL_S:.0f} s during a replay") from None
+                        continue
                 idle = 0.0
                 yield msg
                 if msg.metadata.num_pending == 0:
