@@ -73,9 +73,10 @@ class EventReader:
                 history.unreadable.append(Unreadable(seq, msg.subject, str(exc)))
         return history
 
-    async def read_everything(self, subject_filter: str | None = None) -> AsyncIterator[StoredEvent]:
-        """All valid events under a filter (default: the whole log), for cross-experiment folds."""
-        async for msg in self._read_all(subject_filter or all_events()):
+    async def read_everything(self, subject_filter: str | None = None, *, after: int = 0) -> AsyncIterator[StoredEvent]:
+        """All valid events under a filter (default: the whole log), for cross-experiment folds;
+        with `after`, only those past that stream sequence (a fold catching up)."""
+        async for msg in self._read_all(subject_filter or all_events(), after):
             try:
                 yield StoredEvent(msg.metadata.sequence.stream, decode(msg.data))
             except MalformedEvent:
@@ -86,14 +87,14 @@ class EventReader:
         with _CollectorPause.during():
             return [e.envelope async for e in self.read_everything(subject_filter)]
 
-    async def _read_all(self, subject_filter: str) -> AsyncIterator[Msg]:
+    async def _read_all(self, subject_filter: str, after: int = 0) -> AsyncIterator[Msg]:
         """Every message under the filter, from the first, through an ordered consumer (the
         client's fastest path: server push with flow control, gaps detected and repaired).
 
         No overall timeout: a replay ends when the server says nothing is pending. A replay cut
         by a disconnect, or one that stalls (nothing for STALL_S while connected), starts again
         after the last message it yielded; the outage budget counts only time without progress."""
-        last = 0
+        last = after
         failed_since: float | None = None
         while True:
             try:
