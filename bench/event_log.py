@@ -1,4 +1,5 @@
-"""Event-log figures: appends/s, replay events/s, and rebuilding both projections from 100k events.
+"""Event-log figures: appends/s, replay events/s, rebuilding both projections from 100k events, and
+what the skill memory costs a decision at 1k, 10k and 100k events (refolded vs kept).
 
 Runs its own nats-server (JetStream, file storage) in a temporary folder. Figures are printed,
 never asserted; they depend on the machine and on what else runs on it.
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from greenai.events import Envelope, new_event
@@ -21,6 +24,7 @@ from greenai.events.jobs import ArtifactRef, QuantizeRequested
 from greenai.events.results import Artifact, Energy, EvaluateCompleted, Latency, QuantizeCompleted
 from greenai.projections.pareto import pareto_front
 from greenai.projections.skills import skill_memory
+from greenai.services.coordinator.skills_cache import SkillsCache
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import start_nats_server
 
@@ -130,6 +134,11 @@ async def main(total: int) -> None:
             t0 = time.perf_counter()
             replayed = [e.envelope async for e in store.read_everything()]
             replay_s = time.perf_counter() - t0
+            n_replayed = len(replayed)
+            del replayed
+            t0 = time.perf_counter()
+            replayed = await store.envelopes()  # the same list, built with the cyclic GC paused
+            bulk_s = time.perf_counter() - t0
 
             t0 = time.perf_counter()
             front = pareto_front(replayed)
@@ -142,18 +151,67 @@ async def main(total: int) -> None:
             t0 = time.perf_counter()
             history = await store.read(exp)
             one_exp_s = time.perf_counter() - t0
+            del replayed
+            latencies = {len(events): await decision_latency(store)}
             await store.close()
         finally:
             server.stop()
+    for size in (1_000, 10_000) if total >= 100_000 else (total // 3,):
+        latencies[size] = await decision_latency_at(size)
     print(f"events                          {len(events):>10,}")
     print(f"append, awaited one by one      {one_by_one:>10,.0f} events/s   (with Nats-Msg-Id)")
     print(f"append, pipelined (window 500)  {pipelined:>10,.0f} events/s")
-    print(f"replay (decode + validate)      {len(replayed) / replay_s:>10,.0f} events/s   ({replay_s:.2f} s)")
+    print(f"replay (decode + validate)      {n_replayed / replay_s:>10,.0f} events/s   ({replay_s:.2f} s)")
     shape = f"{len(front.candidates):,} candidates, {len(front.front)} on the front"
     print(f"fold Pareto front               {pareto_s:>10.2f} s   ({shape})")
     print(f"fold skill memory               {skills_s:>10.2f} s   ({len(skills.skills)} skills)")
     print(f"rebuild both from the log       {replay_s + pareto_s + skills_s:>10.2f} s")
+    print(f"replay, store.envelopes()       {len(events) / bulk_s:>10,.0f} events/s   ({bulk_s:.2f} s, GC paused)")
+    print(f"rebuild both, store.envelopes() {bulk_s + pareto_s + skills_s:>10.2f} s")
     print(f"read one experiment             {one_exp_s * 1000:>10.1f} ms   ({len(history.events)} events)")
+    print("skill memory a decision reads   refold whole log   kept (SkillsCache), one new event   first catch-up")
+    for size, (refold, kept, first) in sorted(latencies.items()):
+        print(
+            f"  log of {size:>7,} events        {refold * 1000:>10.1f} ms   {kept * 1000:>20.1f} ms   {first:>12.2f} s"
+        )
+
+
+async def decision_latency(store: EventStore, decisions: int = 5) -> tuple[float, float, float]:
+    """What the skill memory costs a decision: refolded from the whole log (as before), or kept in the
+    coordinator and caught up on the one event appended since the previous decision (median)."""
+    t0 = time.perf_counter()
+    skill_memory([e.envelope async for e in store.read_everything()])
+    refold = time.perf_counter() - t0
+    cache = SkillsCache(store)
+    t0 = time.perf_counter()
+    await cache.memory()  # a new coordinator process catches up once
+    first = time.perf_counter() - t0
+    kept = []
+    for env in synthetic_log(decisions)[:decisions]:
+        await store.append(env.model_copy(update={"event_id": uuid.uuid4(), "experiment_id": "bench-decision"}))
+        t0 = time.perf_counter()
+        await cache.memory()
+        kept.append(time.perf_counter() - t0)
+    return refold, statistics.median(kept), first
+
+
+async def decision_latency_at(size: int) -> tuple[float, float, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_nats_server(Path(tmp), publish_endpoint=False)
+        try:
+            store = await EventStore.connect(server.url, "BENCH")
+            events = synthetic_log(size)
+            for i in range(0, len(events), 500):
+                futures = [
+                    await store.js.publish_async(e.subject, e.encode(), headers={"Nats-Msg-Id": str(e.event_id)})
+                    for e in events[i : i + 500]
+                ]
+                await asyncio.gather(*futures)
+            result = await decision_latency(store)
+            await store.close()
+            return result
+        finally:
+            server.stop()
 
 
 if __name__ == "__main__":
