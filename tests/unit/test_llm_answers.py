@@ -31,6 +31,11 @@ GOOD = {"action": "compress", "steps": [{"kind": "prune", "method": "wanda", "pa
         "rationale": "gentle pruning first"}  # fmt: skip
 
 
+def step_variants(schema: dict) -> list[dict]:
+    """Every (kind, method, params) variant the schema allows at any position of any pipeline shape."""
+    return [v for shape in schema["properties"]["steps"]["anyOf"] for pos in shape["prefixItems"] for v in pos["anyOf"]]
+
+
 def ready_state(exp: str = "e") -> ExperimentState:
     """An experiment waiting for its first decision: run, spec, staged base model, measured baseline."""
     events = [f.run(exp, policy="llm"), f.spec(exp), f.staged(exp), f.evaluate_requested(exp, 0)]
@@ -80,14 +85,11 @@ def completion(text: str) -> bytes:
 def test_the_schema_names_only_offered_methods_that_fit_the_family() -> None:
     offers = f.agent_offers()
     schema = answer_schema(offers, f.SPEC)
-    variants = schema["properties"]["steps"]["items"]["anyOf"]
+    variants = step_variants(schema)
     pairs = {(v["properties"]["kind"]["enum"][0], v["properties"]["method"]["enum"][0]) for v in variants}
     assert pairs == {(m.kind, m.name) for m in offers.methods}  # llama: every method fits
     gpt2 = f.SPEC.model_copy(update={"family": "gpt2"})
-    names = {
-        v["properties"]["method"]["enum"][0]
-        for v in answer_schema(offers, gpt2)["properties"]["steps"]["items"]["anyOf"]
-    }
+    names = {v["properties"]["method"]["enum"][0] for v in step_variants(answer_schema(offers, gpt2))}
     assert "gptq" not in names and "awq" not in names and "wanda" in names
     wanda = next(v for v in variants if v["properties"]["method"]["enum"] == ["wanda"])
     assert wanda["properties"]["params"]["additionalProperties"] is False
@@ -215,7 +217,7 @@ def test_recorded_answers_replay_without_a_server(tmp_path: Path) -> None:
 
 def test_in_the_cpu_fast_space_the_schema_allows_only_the_fast_grids() -> None:
     offers = f.agent_offers()
-    variants = answer_schema(offers, f.SPEC, "cpu-fast")["properties"]["steps"]["items"]["anyOf"]
+    variants = step_variants(answer_schema(offers, f.SPEC, "cpu-fast"))
     methods = {v["properties"]["method"]["enum"][0] for v in variants}
     assert methods == {m.name for m in offers.methods if m.fast_search}
     autoround = next(v for v in variants if v["properties"]["method"]["enum"] == ["autoround"])["properties"]["params"]
@@ -224,7 +226,7 @@ def test_in_the_cpu_fast_space_the_schema_allows_only_the_fast_grids() -> None:
         "group_size",
         "iters",
     ]
-    wanda = [v for v in variants if v["properties"]["method"]["enum"] == ["wanda"]]
+    wanda = {json.dumps(v) for v in variants if v["properties"]["method"]["enum"] == ["wanda"]}
     assert len(wanda) == 2, "one variant per fast grid: a sparsity, or a 2:4 pattern"
 
 
@@ -252,3 +254,11 @@ def test_a_conversation_asked_again_gets_the_next_recorded_answer(tmp_path: Path
     assert [rec.ask(messages).text for _ in range(3)] == ["first", "second", "second"]
     with pytest.raises(llm_calls.CallFailed, match="holds no answer"):
         rec.ask([*messages, {"role": "user", "content": "more"}])
+
+
+def test_the_schema_allows_only_the_pipeline_shapes_of_the_search_space() -> None:
+    steps = answer_schema(f.agent_offers(), f.SPEC)["properties"]["steps"]["anyOf"]
+    shapes = [[pos["anyOf"][0]["properties"]["kind"]["enum"][0] for pos in s["prefixItems"]] for s in steps]
+    assert sorted(shapes) == sorted([["prune"], ["quantize"], ["prune", "quantize"], ["prune", "lora"],
+                                     ["quantize", "lora"], ["prune", "quantize", "lora"]])  # fmt: skip
+    assert all(s["minItems"] == s["maxItems"] == len(s["prefixItems"]) for s in steps)

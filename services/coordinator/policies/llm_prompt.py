@@ -67,32 +67,47 @@ def _grid_schema(grid: dict[str, list[Any]]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": sorted(props), "additionalProperties": False}
 
 
+def _shapes(offers: Offers, kinds: set[str]) -> list[list[str]]:
+    """Pipeline shapes as the search space has them (coordinator/space.py): one compression kind, two in
+    pipeline order, either followed by one recovery kind; each kind at most once."""
+    compress = [k for k in offers.kinds("compress") if k in kinds]
+    recover = [k for k in offers.kinds("recover") if k in kinds]
+    heads = [[k] for k in compress] + [[a, b] for i, a in enumerate(compress) for b in compress[i + 1 :]]
+    return [h + tail for h in heads for tail in ([], *([r] for r in recover)) if len(h + tail) <= MAX_STEPS]
+
+
 def answer_schema(offers: Offers, spec: ModelSpec | None, space: str = "full") -> dict[str, Any]:
-    """The decision's JSON schema: each step one of the offered (kind, method) pairs with that method's
-    own parameters (in the cpu-fast space: one of its fast grids). At least one step, even with `end`
-    (where it is ignored): a small model given the choice answers `compress` with no steps."""
-    variants = [
-        {
-            "type": "object",
-            "properties": {
-                "kind": {"type": "string", "enum": [m.kind]},
-                "method": {"type": "string", "enum": [m.name]},
-                "params": params,
-            },
-            "required": ["kind", "method", "params"],
-            "additionalProperties": False,
-        }
-        for m in applicable(offers, spec, space)
-        for params in (
+    """The decision's JSON schema: the steps one of the pipeline shapes, each step one of the offered
+    (kind, method) pairs with that method's own parameters (in the cpu-fast space: one of its fast grids).
+    At least one step, even with `end` (where it is ignored): a small model given the choice answers
+    `compress` with no steps, or the same kind twice."""
+    by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in applicable(offers, spec, space):
+        grids = (
             [_grid_schema(g) for g in m.fast_search or []] if space == "cpu-fast" else [_params_schema(m.params_schema)]
         )
-    ]
-    step: dict[str, Any] = {"anyOf": variants} if variants else {"type": "object"}
+        for params in grids:
+            by_kind[m.kind].append({
+                "type": "object",
+                "properties": {
+                    "kind": {"type": "string", "enum": [m.kind]},
+                    "method": {"type": "string", "enum": [m.name]},
+                    "params": params,
+                },
+                "required": ["kind", "method", "params"],
+                "additionalProperties": False,
+            })  # fmt: skip
+    shapes = [
+        {"type": "array", "prefixItems": [{"anyOf": by_kind[k]} for k in shape], "minItems": len(shape),
+         "maxItems": len(shape)}
+        for shape in _shapes(offers, set(by_kind))
+    ]  # fmt: skip
+    steps: dict[str, Any] = {"anyOf": shapes} if shapes else {"type": "array", "minItems": 1, "maxItems": MAX_STEPS}
     return {
         "type": "object",
         "properties": {
             "action": {"type": "string", "enum": ["compress", "end"]},
-            "steps": {"type": "array", "items": step, "minItems": 1, "maxItems": MAX_STEPS},
+            "steps": steps,
             "rationale": {"type": "string", "minLength": 1, "maxLength": RATIONALE_CHARS},
         },
         "required": ["action", "steps", "rationale"],
