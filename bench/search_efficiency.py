@@ -16,6 +16,8 @@ of catastrophic configurations among the first 20 evaluations.
 
     python bench/search_efficiency.py [--seeds 20] [--html build/search_efficiency.html]
     python bench/search_efficiency.py --smoke   # seconds: 1 seed, 6 evaluations a policy, missing counted as failed
+    python bench/search_efficiency.py --partial --llm local [--llm-seeds 3] [--budget 20]  # + the llm row
+    python bench/search_efficiency.py --partial --llm-recorded build/search_efficiency_llm.jsonl  # offline again
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from greenai.projections.pareto import hypervolume
 from greenai.projections.skills import skill_memory
 from greenai.services.coordinator.policies.auto import get_policy
 from greenai.services.coordinator.space import Space, configurations
+from greenai.shared.config import Settings
 
 LANDSCAPE = Path(__file__).parent / "landscape" / "events.jsonl"
 POLICIES = ["random", "tpe", "nsga2", "bandit"]
@@ -102,13 +105,20 @@ def load_landscape(path: Path) -> Landscape:
     )  # fmt: skip
 
 
-def replay_policy(policy_name: str, seed: int, land: Landscape, budget: int) -> list[EvaluateCompleted | None]:
+NOTES: list[object] = []  # the llm policy's calls and fallbacks, in order (bench/search_llm.py)
+OFF_LANDSCAPE: list[str] = []  # configurations a policy chose that the landscape lacks
+LLM_RECORD = Path("build/search_efficiency_llm.jsonl")
+
+
+def replay_policy(
+    policy_name: str, seed: int, land: Landscape, budget: int, settings: Settings | None = None
+) -> list[EvaluateCompleted | None]:
     """The policy's evaluations in order, each looked up in the landscape (None: a failed configuration)."""
     exp = f"replay-{policy_name}-{seed}"
     run = land.run.model_copy(update={"policy": policy_name, "seed": seed, "plan": None, "space": "cpu-fast"})
     state = ExperimentState(exp)
     skills = skill_memory([])
-    policy = get_policy(policy_name)
+    policy = get_policy(policy_name, settings)
 
     def add(data: object, key: str) -> None:
         apply(state, new_event(exp, data, producer="bench", key=key))  # type: ignore[arg-type]
@@ -119,12 +129,15 @@ def replay_policy(policy_name: str, seed: int, land: Landscape, budget: int) -> 
     seen: list[EvaluateCompleted | None] = []
     for n in range(1, budget + 1):
         decision = policy.decide(state, skills, OFFERS)
+        NOTES.extend(decision.notes)
         if decision.action == "end":
             break
         add(EpisodeDecided(episode=n, action="compress", steps=list(decision.steps), policy=policy_name,
                            rationale=decision.rationale, search_point=decision.search_point,
                            search_space=decision.search_space), f"ep{n}")  # fmt: skip
         outcome = land.outcomes.get(steps_key(decision.steps))  # absent only from a partial landscape
+        if steps_key(decision.steps) not in land.outcomes:
+            OFF_LANDSCAPE.append(f"{policy_name}:{steps_key(decision.steps)}")
         job = f"{exp}-ep{n}-evaluate"
         add(EvaluateRequested(job_id=job, episode=n, target=ArtifactRef(kind="base", model="m"), task="arc_easy"),
             f"ep{n}-req")  # fmt: skip
@@ -149,7 +162,10 @@ def curve(land: Landscape, seen: list[EvaluateCompleted | None], budget: int) ->
     return out
 
 
-def main(seeds: int, html: Path | None, partial: bool = False, budget_cap: int | None = None) -> None:
+def main(
+    seeds: int, html: Path | None, partial: bool = False, budget_cap: int | None = None,
+    llm: Settings | None = None, llm_seeds: int = 3,
+) -> None:  # fmt: skip
     console = Console(width=170)
     land = load_landscape(LANDSCAPE)
     space = configurations(Space(OFFERS, "cpu-fast"))
@@ -176,10 +192,13 @@ def main(seeds: int, html: Path | None, partial: bool = False, budget_cap: int |
     curves: dict[str, list[float]] = {}
     medians: dict[str, float] = {}
     areas: dict[str, float] = {}
-    for name in POLICIES:
+    decided: dict[str, int] = {}
+    for name in [*POLICIES, *(["llm"] if llm else [])]:
         t0 = time.perf_counter()
-        runs = [replay_policy(name, seed, land, budget) for seed in range(seeds)]
-        per_decision = (time.perf_counter() - t0) / max(1, sum(len(r) for r in runs))
+        n_seeds = llm_seeds if name == "llm" else seeds
+        runs = [replay_policy(name, seed, land, budget, llm) for seed in range(n_seeds)]
+        decided[name] = sum(len(r) for r in runs)
+        per_decision = (time.perf_counter() - t0) / max(1, decided[name])
         cs = [curve(land, r, budget) for r in runs]
         mean = [statistics.fmean(c[k] for c in cs) for k in range(budget + 1)]
         curves[name] = [v / best for v in mean]
@@ -190,10 +209,20 @@ def main(seeds: int, html: Path | None, partial: bool = False, budget_cap: int |
         bad = [sum(1 for r in run[:20] if r is None or r.accuracy < catastrophic) / min(20, len(run)) for run in runs]
         table.add_row(
             name, *[f"{mean[k] / best:.3f}" for k in checkpoints], f"{areas[name]:.3f}",
-            f"{medians[name]:.0f}" if medians[name] <= budget else f">{budget}", f"{len(reached)}/{seeds}",
+            f"{medians[name]:.0f}" if medians[name] <= budget else f">{budget}", f"{len(reached)}/{n_seeds}",
             f"{statistics.fmean(bad):.0%}", f"{per_decision:.3f}",
         )  # fmt: skip
     console.print(table)
+    if llm is not None:
+        from search_llm import invalid_reasons, stats_table, write_recording
+
+        off = sum(1 for k in OFF_LANDSCAPE if k.startswith("llm:"))
+        console.print(stats_table(NOTES, decided["llm"], off, llm.llm_recorded))  # type: ignore[arg-type]
+        for line in invalid_reasons(NOTES):  # type: ignore[arg-type]
+            console.print(f"  refused: {line}")
+        if llm.llm_recorded is None:
+            write_recording(LLM_RECORD, NOTES)  # type: ignore[arg-type]
+            console.print(f"answers recorded to {LLM_RECORD}: replay with --llm-recorded {LLM_RECORD}")
     winner = min((n for n in POLICIES if n != "random"), key=lambda n: (medians[n], -areas[n]))
     ratio = medians[winner] / medians["random"]
     verdict = "met" if ratio <= 0.5 else "NOT met"
@@ -222,9 +251,23 @@ if __name__ == "__main__":
         "--partial", action="store_true", help="allow a landscape still being recorded (missing: failed)"
     )
     parser.add_argument("--smoke", action="store_true", help="1 seed, 6 evaluations a policy; implies --partial")
+    parser.add_argument("--budget", type=int, default=None, help="evaluations per run (default: the whole space)")
+    parser.add_argument("--llm", default=None, help="add the llm row: 'local' (llama.cpp server) or a base URL")
+    parser.add_argument("--llm-gguf", default="smollm2-135m", help="the GGUF --llm local serves")
+    parser.add_argument("--llm-model", default=None, help="model name sent to the endpoint")
+    parser.add_argument("--llm-seeds", type=int, default=3, help="llm runs (each a fresh search)")
+    parser.add_argument("--llm-record", type=Path, default=Path("build/search_efficiency_llm.jsonl"))
+    parser.add_argument("--llm-recorded", type=Path, default=None, help="replay these answers; no server")
     args = parser.parse_args()
     LANDSCAPE = args.landscape
-    if args.smoke:
+    LLM_RECORD = args.llm_record
+    if args.llm or args.llm_recorded:
+        from search_llm import llm_settings
+
+        with llm_settings(args.llm, args.llm_gguf, args.llm_recorded, args.llm_model) as settings:
+            main(args.seeds, args.html, args.partial or args.smoke, 6 if args.smoke else args.budget, settings,
+                 1 if args.smoke else args.llm_seeds)  # fmt: skip
+    elif args.smoke:
         main(1, args.html, partial=True, budget_cap=6)
     else:
-        main(args.seeds, args.html, args.partial)
+        main(args.seeds, args.html, args.partial, args.budget)
