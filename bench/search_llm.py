@@ -31,7 +31,7 @@ FALLBACK = "tpe"
 
 @contextmanager
 def llm_settings(url: str | None, gguf: str, recorded: Path | None, model: str | None) -> Iterator[Settings]:
-    common = {"llm_max_tokens": 200, "llm_max_attempts": 2, "llm_fallback_policy": FALLBACK}
+    common = {"llm_max_tokens": 320, "llm_max_attempts": 2, "llm_fallback_policy": FALLBACK}
     if recorded is not None:
         yield Settings(llm_recorded=recorded, llm_model=model or gguf, **common)  # type: ignore[arg-type]
         return

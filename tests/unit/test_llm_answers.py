@@ -14,7 +14,7 @@ import pytest
 
 from greenai.cli.render import describe
 from greenai.events import new_event
-from greenai.events.experiment import EpisodeDecided, LLMConsulted, PolicyFellBack, digest_messages
+from greenai.events.experiment import EpisodeDecided, LLMConsulted, PolicyFellBack, Step, digest_messages
 from greenai.projections.experiment import ExperimentState, fold_experiment
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.planner import plan
@@ -262,3 +262,22 @@ def test_the_schema_allows_only_the_pipeline_shapes_of_the_search_space() -> Non
     assert sorted(shapes) == sorted([["prune"], ["quantize"], ["prune", "quantize"], ["prune", "lora"],
                                      ["quantize", "lora"], ["prune", "quantize", "lora"]])  # fmt: skip
     assert all(s["minItems"] == s["maxItems"] == len(s["prefixItems"]) for s in steps)
+
+
+def test_an_answer_that_repeats_an_experiment_is_refused_and_retried(endpoint: Callable[[Reply], str]) -> None:
+    step = GOOD["steps"][0]
+    done = f.pipeline("e", 1, [Step(kind=step["kind"], method=step["method"], params=step["params"])])
+    base = [f.run("e", policy="llm"), f.spec(), f.staged(), f.evaluate_requested("e", 0)]
+    state = fold_experiment("e", [*base, f.evaluated("e", 0, acc=0.6, ms=20.0, mem=300.0, size=4000), done])
+    asked: list[int] = []
+
+    def reply(body: dict) -> tuple[int, bytes]:
+        asked.append(len(body["messages"]))
+        return 200, completion(json.dumps(GOOD))  # the same experiment, every time
+
+    settings = Settings(llm_base_url=endpoint(reply), llm_model="m", llm_max_attempts=2, llm_response_format="none")
+    decision = LLMPolicy(settings, GridPolicy()).decide(state, SkillMemory(skills=[]), f.agent_offers())
+    calls = [n for n in decision.notes if isinstance(n, LLMConsulted)]
+    assert [c.valid for c in calls] == [False, False] and "already in the history" in (calls[0].error or "")
+    assert asked == [2, 4], "the retry carries the answer and the reason back"
+    assert decision.policy == "grid (fallback from llm)"

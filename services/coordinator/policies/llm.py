@@ -20,7 +20,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from greenai.events import EventData
-from greenai.events.experiment import EXCERPT_BYTES, LLMConsulted, PolicyFellBack, Step, digest_messages, excerpt
+from greenai.events.experiment import (
+    EXCERPT_BYTES,
+    LLMConsulted,
+    PolicyFellBack,
+    Step,
+    digest_messages,
+    excerpt,
+    steps_key,
+)
 from greenai.projections.capabilities import Offers
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.skills import SkillMemory
@@ -129,6 +137,8 @@ class LLMPolicy(Policy):
                 why_not = infeasible(steps, state.spec, offers)
                 if why_not is not None:
                     raise ValueError(f"that configuration cannot run on this model: {why_not}")
+                if steps and steps_key(steps) in state.tried_keys():
+                    raise ValueError("that configuration is already in the history: choose one not tried yet")
             except (ValidationError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
                 error = scrub_text(f"{type(exc).__name__}: {exc}", 1500)
             notes.append(self._note(episode, attempt, messages, reply.text, error, reply, self._since(t0, refusals)))

@@ -24,7 +24,7 @@ FRONT_ROWS = 10
 SUMMARY_ROWS = 20
 SKILL_ROWS = 12
 MAX_STEPS = 3
-RATIONALE_CHARS = 300
+RATIONALE_CHARS = 200  # a small model rambles: the answer must end within llm_max_tokens
 
 SYSTEM = (
     "You are an expert in compressing large language models (quantization, pruning, recovery by fine-tuning "
