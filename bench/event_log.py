@@ -135,10 +135,6 @@ async def main(total: int) -> None:
             replayed = [e.envelope async for e in store.read_everything()]
             replay_s = time.perf_counter() - t0
             n_replayed = len(replayed)
-            del replayed
-            t0 = time.perf_counter()
-            replayed = await store.envelopes()  # the same list, built with the cyclic GC paused
-            bulk_s = time.perf_counter() - t0
 
             t0 = time.perf_counter()
             front = pareto_front(replayed)
@@ -166,8 +162,6 @@ async def main(total: int) -> None:
     print(f"fold Pareto front               {pareto_s:>10.2f} s   ({shape})")
     print(f"fold skill memory               {skills_s:>10.2f} s   ({len(skills.skills)} skills)")
     print(f"rebuild both from the log       {replay_s + pareto_s + skills_s:>10.2f} s")
-    print(f"replay, store.envelopes()       {len(events) / bulk_s:>10,.0f} events/s   ({bulk_s:.2f} s, GC paused)")
-    print(f"rebuild both, store.envelopes() {bulk_s + pareto_s + skills_s:>10.2f} s")
     print(f"read one experiment             {one_exp_s * 1000:>10.1f} ms   ({len(history.events)} events)")
     print("skill memory a decision reads   refold whole log   kept (SkillsCache), one new event   first catch-up")
     for size, (refold, kept, first) in sorted(latencies.items()):

@@ -5,45 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from greenai.events import Envelope, MalformedEvent, decode
+from greenai.events import MalformedEvent, decode
 from greenai.events.subjects import PREFIX, all_events, experiment_filter, experiment_of_subject
 from greenai.shared.connection import TRANSIENT, ConnectionWatch
 from greenai.shared.eventstore_records import History, StoredEvent, Unreadable
 
 STALL_S = 10.0  # a replay that receives nothing this long (while connected) is restarted where it was
-
-
-class _CollectorPause:
-    """No cyclic garbage collection while bulk reads build their lists. Every decoded event adds a
-    dozen tracked objects that all stay alive, so the collector rescans an ever larger heap and
-    finds nothing: measured, 60 % of the CPU of a 30,000-event replay into a list. Reference
-    counting still frees everything as usual; the collector resumes, if it was on before the first
-    of them, when the last bulk read under way ends."""
-
-    pauses = 0
-    was_enabled = False
-
-    @classmethod
-    @contextlib.contextmanager
-    def during(cls) -> Iterator[None]:
-        if cls.pauses == 0:
-            cls.was_enabled = gc.isenabled()
-            gc.disable()
-        cls.pauses += 1
-        try:
-            yield
-        finally:
-            cls.pauses -= 1
-            if cls.pauses == 0 and cls.was_enabled:
-                gc.enable()
 
 
 class _Interrupted(Exception):
@@ -82,11 +56,6 @@ class EventReader:
             except MalformedEvent:
                 continue
 
-    async def envelopes(self, subject_filter: str | None = None) -> list[Envelope]:
-        """All valid events under a filter (default: the whole log) as one list: a rebuild's input."""
-        with _CollectorPause.during():
-            return [e.envelope async for e in self.read_everything(subject_filter)]
-
     async def _read_all(self, subject_filter: str, after: int = 0) -> AsyncIterator[Msg]:
         """Every message under the filter, from the first, through an ordered consumer (the
         client's fastest path: server push with flow control, gaps detected and repaired).
@@ -119,7 +88,7 @@ class EventReader:
             info = await sub.consumer_info()
             if not info.num_pending and not (info.delivered and info.delivered.consumer_seq):
                 return  # nothing (more) under this filter
-            idle = 0.0
+            idle, taken = 0.0, 0
             while True:
                 try:  # what is already here, without a task and a timer per message
                     msg = queue.get_nowait()
@@ -137,6 +106,11 @@ class EventReader:
                 yield msg
                 if msg.metadata.num_pending == 0:
                     return
+                taken += 1
+                if taken % 128 == 0:
+                    # let the socket reader run: the server cuts off a client that stops reading
+                    # (a slow consumer), and a replay would then start over after a reconnect
+                    await asyncio.sleep(0)
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
