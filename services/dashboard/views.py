@@ -70,12 +70,12 @@ def _waiting(model: ExperimentModel) -> dict[str, Any] | None:
 
 def _evaluation_of(model: ExperimentModel, c: Candidate) -> EvaluateCompleted | None:
     state = model.state
-    promotion = state.promotions().get(c.episode)
+    ep = state.episodes.get(c.episode)
+    promotion = state.baseline.promotion if c.episode == 0 else ep.promotion if ep else None
     if c.promoted and promotion is not None and promotion.result is not None:
         return promotion.result
     if c.episode == 0:
         return state.baseline.result
-    ep = state.episodes.get(c.episode)
     return ep.evaluated if ep else None
 
 

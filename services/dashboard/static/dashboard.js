@@ -137,7 +137,7 @@ function experimentPage() {
   ay.value = "accuracy";
   ax.onchange = ay.onchange = drawChart;
   const filter = document.getElementById("tail-filter");
-  filter.onchange = drawTail;
+  filter.onchange = () => drawTail();
 
   function drawSummary() {
     const s = state.summary;
@@ -231,32 +231,60 @@ function experimentPage() {
       el("dt", {}, "artifact"), el("dd", {}, p.artifact ? `${p.artifact} — greenai pull ${p.artifact}` : "–")));
   }
 
-  function drawTimeline() {
+  const episodeRows = new Map();  // episode -> its <tr>: a delta redraws only the episodes it carries
+
+  function episodeRow(n) {
+    const e = state.episodes.get(n);
+    const steps = el("ol", { class: "steps" }, ...e.steps.map((s) => el("li", { class: "step-" + s.state },
+      `${s.name} ${params(s.params)} — ${s.state}` + (s.instance ? ` on ${s.instance}` : "") +
+      (s.wall_s !== null ? `, ${fmt(s.wall_s, 1)} s` : "") + (s.peak_rss_mb !== null ? `, peak ${fmt(s.peak_rss_mb, 0)} MiB` : ""))));
+    const llm = e.llm_calls ? ` (LLM: ${e.llm_calls} call(s), ${e.llm_tokens} tokens` +
+                              (e.llm_cost_usd !== null ? `, $${fmt(e.llm_cost_usd, 4)}` : "") + ")" : "";
+    return el("tr", { class: "episode", "data-episode": String(n) },
+      el("td", {}, String(n)), el("td", { class: "status" }, e.status),
+      el("td", {}, e.policy + llm), el("td", {}, steps, e.failure ? el("div", { class: "reason" }, e.failure) : null),
+      el("td", {}, fmt(e.wall_s, 1)), el("td", { class: "rationale" }, e.rationale));
+  }
+
+  function drawTimeline(changed) {
     const table = document.getElementById("timeline");
-    table.replaceChildren(el("tr", {}, ...["episode", "status", "decided by", "steps", "wall s", "rationale"]
-      .map((h) => el("th", {}, h))));
-    for (const n of [...state.episodes.keys()].sort((a, b) => a - b)) {
-      const e = state.episodes.get(n);
-      const steps = el("ol", { class: "steps" }, ...e.steps.map((s) => el("li", { class: "step-" + s.state },
-        `${s.name} ${params(s.params)} — ${s.state}` + (s.instance ? ` on ${s.instance}` : "") +
-        (s.wall_s !== null ? `, ${fmt(s.wall_s, 1)} s` : "") + (s.peak_rss_mb !== null ? `, peak ${fmt(s.peak_rss_mb, 0)} MiB` : ""))));
-      const llm = e.llm_calls ? ` (LLM: ${e.llm_calls} call(s), ${e.llm_tokens} tokens` +
-                                (e.llm_cost_usd !== null ? `, $${fmt(e.llm_cost_usd, 4)}` : "") + ")" : "";
-      table.append(el("tr", { class: "episode", "data-episode": String(n) },
-        el("td", {}, String(n)), el("td", { class: "status" }, e.status),
-        el("td", {}, e.policy + llm), el("td", {}, steps, e.failure ? el("div", { class: "reason" }, e.failure) : null),
-        el("td", {}, fmt(e.wall_s, 1)), el("td", { class: "rationale" }, e.rationale)));
+    if (changed === null) {
+      episodeRows.clear();
+      table.replaceChildren(el("tr", {}, ...["episode", "status", "decided by", "steps", "wall s", "rationale"]
+        .map((h) => el("th", {}, h))));
+      changed = [...state.episodes.keys()];
+    }
+    for (const n of [...changed].sort((a, b) => a - b)) {
+      const row = episodeRow(n);
+      const old = episodeRows.get(n);
+      if (old) old.replaceWith(row);
+      else {
+        const later = [...episodeRows.keys()].filter((k) => k > n);
+        if (later.length) episodeRows.get(Math.min(...later)).before(row);
+        else table.append(row);
+      }
+      episodeRows.set(n, row);
     }
   }
 
-  function drawTail() {
+  function tailRow(t) {
+    return el("tr", { class: "event", "data-type": t.type },
+      el("td", {}, String(t.seq)), el("td", {}, new Date(t.time).toLocaleTimeString()), el("td", {}, t.type),
+      el("td", {}, t.text));
+  }
+
+  function drawTail(added) {  // added: new events (newest last), or undefined to redraw under the filter
     const types = new Set(state.tail.map((t) => t.type));
     const known = new Set([...filter.options].map((o) => o.value));
     for (const t of [...types].sort()) if (!known.has(t)) filter.append(el("option", { value: t }, t));
-    const shown = state.tail.filter((t) => !filter.value || t.type === filter.value).slice(-200).reverse();
-    document.getElementById("tail").replaceChildren(...shown.map((t) => el("tr", { class: "event" },
-      el("td", {}, String(t.seq)), el("td", {}, new Date(t.time).toLocaleTimeString()), el("td", {}, t.type),
-      el("td", {}, t.text))));
+    const table = document.getElementById("tail");
+    const shown = (list) => list.filter((t) => !filter.value || t.type === filter.value);
+    if (!Array.isArray(added)) {
+      table.replaceChildren(...shown(state.tail).slice(-200).reverse().map(tailRow));
+      return;
+    }
+    table.prepend(...shown(added).reverse().map(tailRow));
+    while (table.rows.length > 200) table.deleteRow(-1);
   }
 
   function apply(d, whole) {
@@ -269,8 +297,8 @@ function experimentPage() {
     drawSummary();
     drawReview();
     if (whole || d.points) drawChart();
-    drawTimeline();
-    drawTail();
+    drawTimeline(whole ? null : (d.episodes || []).map((e) => e.episode));
+    drawTail(whole ? undefined : d.tail || []);
   }
 
   connect("/api/stream/experiments/" + encodeURIComponent(exp), {
