@@ -79,7 +79,7 @@ async def main(total: int, episodes: int, appends: int) -> None:
 
             (Path(tmp) / "auth").mkdir()
             t0 = time.perf_counter()
-            with running_dashboard(server.url, Path(tmp) / "auth", Path(tmp) / "dash") as url:
+            with running_dashboard(server.url, Path(tmp) / "auth", Path(tmp) / "dash", ready_within_s=900) as url:
                 ready = time.perf_counter() - t0
                 (dashboard,) = [p for p in psutil.Process().children() if "dashboard" in p.cmdline()]
                 rss = dashboard.memory_info().rss / 2**20

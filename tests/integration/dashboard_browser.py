@@ -54,7 +54,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_dashboard(nats_url: str, auth_dir: Path, work_dir: Path, data_dir: Path | None = None) -> Iterator[str]:
+def running_dashboard(
+    nats_url: str, auth_dir: Path, work_dir: Path, data_dir: Path | None = None, ready_within_s: float = 90
+) -> Iterator[str]:
     """`greenai dashboard` on a free port, reading the log as `viewer` and acting as `cli` when the auth
     dir holds that role's seed."""
     port = free_port()
@@ -69,7 +71,7 @@ def running_dashboard(nats_url: str, auth_dir: Path, work_dir: Path, data_dir: P
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + ready_within_s
         while True:
             if proc.poll() is not None:
                 raise AssertionError(f"dashboard exited: {(work_dir / 'dashboard.log').read_text()[-3000:]}")
@@ -80,7 +82,7 @@ def running_dashboard(nats_url: str, auth_dir: Path, work_dir: Path, data_dir: P
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError("the dashboard did not come up in 90 s")
+                raise AssertionError(f"the dashboard did not come up in {ready_within_s:.0f} s")
             time.sleep(0.3)
         yield url
     finally:
