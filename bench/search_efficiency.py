@@ -18,6 +18,11 @@ of catastrophic configurations among the first 20 evaluations.
     python bench/search_efficiency.py --smoke   # seconds: 1 seed, 6 evaluations a policy, missing counted as failed
     python bench/search_efficiency.py --partial --llm local [--llm-seeds 3] [--budget 20]  # + the llm row
     python bench/search_efficiency.py --partial --llm-recorded build/search_efficiency_llm.jsonl  # offline again
+
+The llm row replays offline as recorded on this machine (the prompt names the hardware, so elsewhere
+the recording holds no answer and the fallback decides): `--partial --llm-recorded
+bench/landscape/llm_answers_smollm2.jsonl --llm-seeds 2 --budget 10 --seeds 10`. The landscape
+predates the catalogue-built space (hence --partial): an LLM choice it lacks counts as a failure.
 """
 
 from __future__ import annotations
