@@ -145,7 +145,7 @@ class Bench:
             if pruned is not None:
                 ppl_closed = f"{(pruned['ppl'] - r['ppl']) / (pruned['ppl'] - dense['ppl']):.0%}"
                 gap = dense["acc"] - pruned["acc"]
-                acc_closed = f"{(r['acc'] - pruned['acc']) / gap:.0%}" if abs(gap) > 1e-9 else "n/a"
+                acc_closed = f"{(r['acc'] - pruned['acc']) / gap:.0%}" if gap >= 0.05 else "n/a (gap < 0.05)"
             wall = r.get("wall_s", "-") if r.get("kind") == "recovered" else "-"
             lines.append(
                 f"| {r['label']} | {r.get('steps', '-')} | {wall} | {r['ppl']:.2f} | {ppl_closed} | "
@@ -169,7 +169,11 @@ async def main(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     base = materialize(resolve_model("smollm2-135m"), REPO / "build" / "test-cache" / "models")
     bench = Bench(args, base)
-    await bench.run()
+    if args.table_only:  # what finished so far, in the order it was measured
+        files = sorted((args.work_dir / "results").glob("*.json"), key=lambda f: f.stat().st_mtime)
+        bench.rows = [json.loads(f.read_text()) for f in files]
+    else:
+        await bench.run()
     table = bench.table()
     print(table)
     print(f"bench wall time: {time.perf_counter() - start:.0f} s")
@@ -196,5 +200,6 @@ if __name__ == "__main__":
     parser.add_argument("--arc-limit", type=int, default=100)
     parser.add_argument("--ppl-tokens", type=int, default=2048)
     parser.add_argument("--prunings", type=lambda v: v.split(","), default=None, help="e.g. layer_drop,wanda")
+    parser.add_argument("--table-only", action="store_true", help="no new runs: the table of the cached rows")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only; leave RESULTS.md alone")
     asyncio.run(main(parser.parse_args()))
