@@ -18,11 +18,12 @@ from greenai.events import Envelope, EventData, MalformedEvent, new_event
 from greenai.events.experiment import ExperimentFailed, SpecInferred
 from greenai.events.subjects import experiment_of_subject, type_filter
 from greenai.projections.experiment import ExperimentState, apply, fold_experiment
-from greenai.projections.skills import SkillMemory, skill_memory
+from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.admission import Refused, admit
 from greenai.services.coordinator.catalogue import live_offers
 from greenai.services.coordinator.planner import needs_policy, plan
 from greenai.services.coordinator.policies.auto import UnknownPolicyError, get_policy
+from greenai.services.coordinator.skills_cache import SkillsCache
 from greenai.services.coordinator.spec import infer_spec
 from greenai.services.coordinator.staging import stage_base_model
 from greenai.shared.artifact_store import ArtifactStore
@@ -43,6 +44,7 @@ MAX_DELIVER = 5  # a trigger that fails this often is rejected (event.rejected),
 class Coordinator:
     def __init__(self, store: EventStore, settings: Settings) -> None:
         self.store = store
+        self.skills = SkillsCache(store)  # kept across decisions, caught up from its last sequence
         self.settings = settings
         self.artifacts = ArtifactStore(
             store.js, settings.artifact_bucket, settings.artifact_cache_dir, replicas=settings.replicas,
@@ -164,7 +166,7 @@ class Coordinator:
                         pending = [("failed", ExperimentFailed(reason=str(exc), error_type="UnknownPolicyError"))]
                     else:
                         if skills is None:
-                            skills = skill_memory([e.envelope async for e in self.store.read_everything()])
+                            skills = await self.skills.memory()
                         offers = await live_offers(
                             self.store, self.settings.capability_wait_s, functools.partial(policy.ready, state)
                         )
