@@ -114,6 +114,18 @@ def test_a_wrong_answer_is_refused_with_the_reason(answer: dict, reason: str) ->
         parse_answer(json.dumps(answer), f.agent_offers())
 
 
+def test_a_control_character_in_the_rationale_is_taken() -> None:
+    text = (
+        json.dumps(GOOD)
+        .replace("gentle pruning first", "gentle\tpruning\nfirst")
+        .replace("\\t", "\t")
+        .replace("\\n", "\n")
+    )
+    assert "\t" in text and "\n" in text
+    answer, steps = parse_answer(text, f.agent_offers())
+    assert steps[0].method == "wanda" and "\n" in answer.rationale
+
+
 def test_truncated_json_is_refused() -> None:
     with pytest.raises(ValueError):
         parse_answer(json.dumps(GOOD)[:-10], f.agent_offers())

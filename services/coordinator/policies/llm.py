@@ -97,7 +97,9 @@ def parse_answer(text: str, offers: Offers) -> tuple[LLMAnswer, tuple[Step, ...]
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end <= start:
         raise ValueError("the answer contains no JSON object")
-    answer = LLMAnswer.model_validate(json.loads(text[start : end + 1]))
+    # strict=False: a raw control character inside a string (a tab, a newline in the rationale) is not
+    # worth a retry; llama.cpp's grammar let one through in a real run
+    answer = LLMAnswer.model_validate(json.loads(text[start : end + 1], strict=False))
     return answer, answer.to_steps(offers)
 
 
