@@ -201,7 +201,7 @@ def test_a_method_no_live_agent_offers_is_never_proposed() -> None:
         assert get_policy(name).decide(fold_experiment("e", events), NONE, Offers()).action == "end"
 
 
-def test_a_plan_waits_for_its_methods_and_ends_clearly_when_nobody_offers_them() -> None:
+def test_a_plan_waits_for_its_methods_and_says_when_nobody_offers_them_yet() -> None:
     from greenai.events.experiment import Step
     from greenai.projections.capabilities import Offers
 
@@ -209,8 +209,8 @@ def test_a_plan_waits_for_its_methods_and_ends_clearly_when_nobody_offers_them()
     events = [run(policy="plan", plan=[steps]), f.spec(), f.evaluated("e", 0, acc=0.6, ms=50, mem=1000, size=500)]
     state = fold_experiment("e", events)
     plan = get_policy("plan")
-    assert not plan.ready(state, OFFERS) and not plan.ready(state, Offers())
-    d = plan.decide(state, NONE, OFFERS)
-    assert d.action == "end" and "no live agent offers explode method 'x'" in d.rationale
+    assert plan.ready(state, Offers())  # no catalogue needed: the request waits for its agent
+    d = plan.decide(state, NONE, OFFERS)  # the user asked for it: the job waits for an agent of that kind
+    assert d.action == "compress" and "no live agent offers explode method 'x' yet" in d.rationale
     quant = fold_experiment("e", [run(policy="plan", plan=[[Step(kind="quantize", method="gptq")]]), f.spec()])
-    assert plan.ready(quant, OFFERS) and plan.decide(quant, NONE, OFFERS).action == "compress"
+    assert plan.decide(quant, NONE, OFFERS).rationale == "planned episode 1 of 1"
