@@ -16,6 +16,9 @@ from greenai.shared.jobs import JobError
 from greenai.shared.model_layout import family_of, input_widths
 
 
+Metrics = dict[str, float | int | str | bool]  # step-specific figures for the completion event's `metrics`
+
+
 class MethodConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -113,5 +116,6 @@ class QuantizationMethod(Offered, ABC):
         return None
 
     @abstractmethod
-    def quantize(self, config: MethodConfig, ctx: QuantizeContext) -> None:
-        """Write a folder `AutoModelForCausalLM.from_pretrained(ctx.output)` loads."""
+    def quantize(self, config: MethodConfig, ctx: QuantizeContext) -> Metrics | None:
+        """Write a folder `AutoModelForCausalLM.from_pretrained(ctx.output)` loads; optionally return
+        figures for the completion event's `metrics` (e.g. the per-layer bits a method chose)."""
