@@ -15,7 +15,6 @@ from greenai.shared.capabilities import Offered
 from greenai.shared.jobs import JobError
 from greenai.shared.model_layout import family_of, input_widths
 
-
 Metrics = dict[str, float | int | str | bool]  # step-specific figures for the completion event's `metrics`
 
 
