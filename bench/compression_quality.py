@@ -25,9 +25,9 @@ from typing import Any
 
 from greenai.services.evaluation.job import evaluate_folder
 from greenai.services.evaluation.perplexity import wikitext_perplexity
-from greenai.services.lora.job import lora_to_folder
-from greenai.services.pruning.job import prune_to_folder
-from greenai.services.quantization.job import quantize_to_folder
+from greenai.services.lora.job import LoraJob, lora_to_folder
+from greenai.services.pruning.job import PruneJob, prune_to_folder
+from greenai.services.quantization.job import QuantizeJob, quantize_to_folder
 from greenai.shared.jobs import run_in_child
 from greenai.shared.model_io import folder_bytes, materialize, resolve_model
 
@@ -119,15 +119,14 @@ async def run_step(
         return 0.0, 0.0
     if kind == "quantize":
         samples, seq_len = CALIBRATION.get(method, (128, 512))
-        done = await run_in_child(
-            quantize_to_folder, method, params, str(source), str(target), str(data_dir), samples, seq_len, 0, "cpu"
-        )
+        job = QuantizeJob.parse(method, params, str(source), str(target), str(data_dir), samples, seq_len, 0, "cpu")
+        done = await run_in_child(quantize_to_folder, job)
     elif kind == "prune":
-        done = await run_in_child(
-            prune_to_folder, method, params, str(source), str(target), str(data_dir), 64, 512, 0, "cpu"
-        )
+        pruning = PruneJob.parse(method, params, str(source), str(target), str(data_dir), 64, 512, 0, "cpu")
+        done = await run_in_child(prune_to_folder, pruning)
     else:
-        done = await run_in_child(lora_to_folder, method, params, str(source), str(target), str(data_dir), 32, 0, "cpu")
+        lora = LoraJob.parse(method, params, str(source), str(target), str(data_dir), 32, 0, "cpu")
+        done = await run_in_child(lora_to_folder, lora)
     return done.wall_s, done.peak_rss_mb
 
 

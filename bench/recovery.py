@@ -29,8 +29,8 @@ from greenai.services.distillation.job import DistillJob, distill_to_folder
 from greenai.services.distillation.train import KdParams
 from greenai.services.evaluation.job import MAX_WINDOW, prepare_task, run_tasks
 from greenai.services.evaluation.perplexity import wikitext_perplexity
-from greenai.services.lora.job import lora_to_folder
-from greenai.services.pruning.job import prune_to_folder
+from greenai.services.lora.job import LoraJob, lora_to_folder
+from greenai.services.pruning.job import PruneJob, prune_to_folder
 from greenai.shared.jobs import Measured, run_in_child
 from greenai.shared.model_io import load_model, materialize, resolve_model
 
@@ -93,9 +93,9 @@ class Bench:
         record = self.work / "steps" / f"{slug(label)}.json"
         if not record.exists():
             done: Measured = await run_in_child(func, *args(folder), threads=THREADS)
-            value = done.value.as_value() if hasattr(done.value, "as_value") else done.value
+            metrics = dict(done.value.metrics)  # DistillOutput and StepOutput both carry them
             record.parent.mkdir(parents=True, exist_ok=True)
-            record.write_text(json.dumps({"wall_s": round(done.wall_s, 1), "metrics": value.get("metrics", {})}))
+            record.write_text(json.dumps({"wall_s": round(done.wall_s, 1), "metrics": metrics}))
         return folder, json.loads(record.read_text())
 
     def kd(self, source: Path, steps: int) -> Any:
@@ -105,7 +105,7 @@ class Bench:
 
     def lora(self, source: Path, steps: int) -> Any:
         d = str(self.args.data_dir)
-        return lambda folder: ("lora", {"steps": steps}, str(source), str(folder), d, 32, 0, "cpu")
+        return lambda folder: (LoraJob.parse("lora", {"steps": steps}, str(source), str(folder), d, 32, 0, "cpu"),)
 
     async def run(self) -> None:
         a, n = self.args, self.args.steps
@@ -116,7 +116,9 @@ class Bench:
             pruned, cost = await self.step(
                 name,
                 prune_to_folder,
-                lambda f, m=method, p=params: (m, p, str(self.base), str(f), str(a.data_dir), 32, 256, 0, "cpu"),
+                lambda f, m=method, p=params: (
+                    PruneJob.parse(m, p, str(self.base), str(f), str(a.data_dir), 32, 256, 0, "cpu"),
+                ),
             )
             before = await self.row(name, pruned, wall_s=cost["wall_s"], kind="pruned", dense=dense["label"])
             rec = {"kind": "recovered", "pruned": before["label"]}

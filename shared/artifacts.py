@@ -7,15 +7,15 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from nats.js import JetStreamContext
 
 from greenai.events.artifacts import Artifact
 from greenai.events.jobs import ArtifactRef, StepRequested, check_job_id
-from greenai.events.results import StepCompleted
+from greenai.events.results import Energy, StepCompleted
 from greenai.events.subjects import check_experiment_id
 from greenai.shared.artifact_store import ArtifactMismatch, ArtifactMissing, ArtifactStore
 from greenai.shared.config import Settings
@@ -108,25 +108,40 @@ def describe_folder(folder: str | Path) -> Written:
     return Written(bytes=folder_bytes(folder), weight_bytes=weight_bytes(folder), sha256=folder_sha256(folder))
 
 
+@dataclass(frozen=True)
+class StepOutput:
+    """What a step job's child process hands back to its agent, typed across the process boundary:
+    the folder it wrote, the validated parameters as recorded, its metrics, the source's parameter count."""
+
+    written: Written
+    config: dict[str, Any]
+    metrics: dict[str, float | int | str | bool] = field(default_factory=dict)
+    source_parameters: int | None = None
+
+
 def step_completed(
     cls: type[StepCompletedT], job: StepRequested, artifact: Artifact, measured: Measured, source_parameters: int | None
 ) -> StepCompletedT:
-    """The completion event of a step job, from what its child process returned: `bytes`,
-    `weight_bytes`, `sha256`, `config` (validated parameters) and optional `metrics`."""
+    """The completion event of a step job, from what its child process returned: a `StepOutput`, or a
+    mapping of `bytes`, `weight_bytes`, `sha256`, `config` and optional `metrics`."""
     out = measured.value
+    if not isinstance(out, StepOutput):
+        written = Written(bytes=out["bytes"], weight_bytes=out["weight_bytes"], sha256=out["sha256"])
+        out = StepOutput(written, out["config"], out.get("metrics", {}))
     return cls(
         job_id=job.job_id,
         episode=job.episode,
         step=job.step,
         method=job.method,
-        params=out["config"],
+        params=out.config,
         artifact=artifact,
         # effective bits: the weight files (quantized layers, scales, unquantized embeddings) over the
         # source's parameters; tokenizer and config files are not weights
-        bits_per_weight=round(out["weight_bytes"] * 8 / source_parameters, 3) if source_parameters else None,
+        bits_per_weight=round(out.written.weight_bytes * 8 / source_parameters, 3) if source_parameters else None,
         wall_s=round(measured.wall_s, 3),
         peak_rss_mb=round(measured.peak_rss_mb, 1),
-        metrics=out.get("metrics", {}),
+        energy=Energy(**measured.energy.as_event()) if measured.energy is not None else None,
+        metrics=dict(out.metrics),
     )
 
 

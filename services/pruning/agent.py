@@ -8,9 +8,9 @@ from greenai.events import Envelope, EventData
 from greenai.events.jobs import PruneRequested
 from greenai.events.results import PruneCompleted
 from greenai.services.pruning.catalogue import offers
-from greenai.services.pruning.job import check_architecture, prune_to_folder
+from greenai.services.pruning.job import PruneJob, check_architecture, prune_to_folder
 from greenai.services.pruning.methods.auto import get_method
-from greenai.shared.artifacts import UsesArtifacts, compute_device, job_output_dir, step_completed
+from greenai.shared.artifacts import StepOutput, UsesArtifacts, compute_device, job_output_dir, step_completed
 from greenai.shared.capabilities import announcer
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, run_in_child
@@ -34,7 +34,7 @@ class PruningAgent(UsesArtifacts):
     async def handle(self, request: Envelope) -> Sequence[EventData]:
         job = request.data
         assert isinstance(job, PruneRequested)
-        get_method(job.method).parse(job.params)  # refuse bad settings before loading anything
+        config = get_method(job.method).parse(job.params)  # refuse bad settings before loading anything
         source = await self.fetch(job.source)
         check_architecture(job.method, source)  # config.json only: refused before any weights load
         need, have = MEMORY_FACTOR * folder_bytes(source), self.settings.available_memory_bytes()
@@ -43,21 +43,13 @@ class PruningAgent(UsesArtifacts):
                 f"pruning needs about {need / 2**30:.1f} GiB; {have / 2**30:.1f} GiB available", "unsupported"
             )
         target = job_output_dir(self.settings, request.experiment_id, job.job_id)
-        data_dir = str(self.settings.data_dir) if self.settings.data_dir else None
-        device = compute_device()
-        measured = await run_in_child(
-            prune_to_folder,
-            job.method,
-            job.params,
-            str(source),
-            str(target),
-            data_dir,
-            job.calibration_samples,
-            job.calibration_seq_len,
-            job.seed,
-            device,
-            threads=self.settings.torch_threads,
-        )
-        source_parameters = measured.value["source_parameters"]
+        contract = PruneJob(
+            method=job.method, config=config, source=str(source), target=str(target),
+            data_dir=str(self.settings.data_dir) if self.settings.data_dir else None,
+            calibration_samples=job.calibration_samples, calibration_seq_len=job.calibration_seq_len,
+            seed=job.seed, device=compute_device(),
+        )  # fmt: skip
+        measured = await run_in_child(prune_to_folder, contract, threads=self.settings.torch_threads)
+        output: StepOutput = measured.value
         artifact = await self.publish(target)
-        return [step_completed(PruneCompleted, job, artifact, measured, source_parameters)]
+        return [step_completed(PruneCompleted, job, artifact, measured, output.source_parameters)]

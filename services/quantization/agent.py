@@ -9,9 +9,9 @@ from pathlib import Path
 from greenai.events import Envelope, EventData
 from greenai.events.jobs import QuantizeRequested
 from greenai.events.results import QuantizeCompleted
-from greenai.services.quantization.job import quantize_to_folder
+from greenai.services.quantization.job import QuantizeJob, quantize_to_folder
 from greenai.services.quantization.methods.auto import METHODS, get_method
-from greenai.shared.artifacts import UsesArtifacts, compute_device, job_output_dir, step_completed
+from greenai.shared.artifacts import StepOutput, UsesArtifacts, compute_device, job_output_dir, step_completed
 from greenai.shared.capabilities import announcer
 from greenai.shared.config import Settings
 from greenai.shared.jobs import run_in_child
@@ -54,24 +54,17 @@ class QuantizationAgent(UsesArtifacts):
         method.check_model(config, model_config)
         method.check_memory(folder_bytes(source), self.settings.available_memory_bytes())
         target = job_output_dir(self.settings, request.experiment_id, job.job_id)
-        data_dir = str(self.settings.data_dir) if self.settings.data_dir else None
-        measured = await run_in_child(
-            quantize_to_folder,
-            job.method,
-            job.params,
-            str(source),
-            str(target),
-            data_dir,
-            job.calibration_samples,
-            job.calibration_seq_len,
-            job.seed,
-            self.device,
-            threads=self.settings.torch_threads,
-        )
+        contract = QuantizeJob(
+            method=job.method, config=config, source=str(source), target=str(target),
+            data_dir=str(self.settings.data_dir) if self.settings.data_dir else None,
+            calibration_samples=job.calibration_samples, calibration_seq_len=job.calibration_seq_len,
+            seed=job.seed, device=self.device,
+        )  # fmt: skip
+        measured = await run_in_child(quantize_to_folder, contract, threads=self.settings.torch_threads)
         _check_loadable(target)
-        source_parameters = measured.value["source_parameters"]
+        output: StepOutput = measured.value
         artifact = await self.publish(target)
-        return [step_completed(QuantizeCompleted, job, artifact, measured, source_parameters)]
+        return [step_completed(QuantizeCompleted, job, artifact, measured, output.source_parameters)]
 
 
 def _check_loadable(folder: Path) -> None:

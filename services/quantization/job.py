@@ -1,49 +1,76 @@
-"""The body of a quantization job; runs in a fresh child process (see shared.jobs.run_in_child)."""
+"""The body of a quantization job, run in a fresh child process, and its typed contract.
+
+The agent hands the child a `QuantizeJob` (the method's validated config, the fetched source folder,
+where to write, calibration settings) and gets a `StepOutput` back; nothing crosses the process
+boundary as an untyped dict (see shared.jobs.run_in_child).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from greenai.services.quantization.methods.auto import get_method
-from greenai.services.quantization.methods.base import QuantizeContext
-from greenai.shared.artifacts import describe_folder, writing
+from greenai.services.quantization.methods.base import MethodConfig, QuantizeContext
+from greenai.shared.artifacts import StepOutput, describe_folder, writing
 from greenai.shared.calibration import calibration_texts
 from greenai.shared.jobs import JobError
 from greenai.shared.model_io import count_parameters
 
 
-def quantize_to_folder(
-    method_name: str,
-    params: dict[str, Any],
-    source: str,
-    target: str,
-    data_dir: str | None,
-    calibration_samples: int,
-    calibration_seq_len: int,
-    seed: int,
-    device: str,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class QuantizeJob:
+    """What the child needs: the method's parameters already validated by the agent."""
+
+    method: str
+    config: MethodConfig
+    source: str
+    target: str
+    data_dir: str | None
+    calibration_samples: int
+    calibration_seq_len: int
+    seed: int
+    device: str
+
+    @classmethod
+    def parse(
+        cls,
+        method: str,
+        params: dict[str, Any],
+        source: str,
+        target: str,
+        data_dir: str | None,
+        calibration_samples: int,
+        calibration_seq_len: int,
+        seed: int,
+        device: str,
+    ) -> QuantizeJob:
+        """The job with `params` validated by the method's own config (a JobError 'invalid' if not)."""
+        config = get_method(method).parse(params)
+        return cls(method, config, source, target, data_dir, calibration_samples, calibration_seq_len, seed, device)
+
+
+def quantize_to_folder(job: QuantizeJob) -> StepOutput:
     import torch
 
-    torch.manual_seed(seed)
+    torch.manual_seed(job.seed)
     from transformers import AutoConfig
 
-    method = get_method(method_name)
-    config = method.parse(params)
-    method.check_family(AutoConfig.from_pretrained(source))  # config.json only: before any weights load
+    method = get_method(job.method)
+    if not isinstance(job.config, method.config_class):
+        raise JobError(f"{job.method}: the job carries a {type(job.config).__name__}", "invalid")
+    method.check_family(AutoConfig.from_pretrained(job.source))  # config.json only: before any weights load
     calibration = None
-    if method.uses_calibration(config):
-        if data_dir is None:
-            raise JobError(f"{method_name} needs calibration text: set the data dir (GREENAI_DATA_DIR)", "invalid")
-        calibration = calibration_texts(Path(data_dir), calibration_samples, calibration_seq_len, seed)
-    with writing(target) as tmp:
-        method.quantize(config, QuantizeContext(Path(source), tmp, calibration, seed, device))
-    written = describe_folder(target)
-    return {
-        "bytes": written.bytes,
-        "weight_bytes": written.weight_bytes,
-        "sha256": written.sha256,
-        "source_parameters": count_parameters(source),
-        "config": config.model_dump(),
-    }
+    if method.uses_calibration(job.config):
+        if job.data_dir is None:
+            raise JobError(f"{job.method} needs calibration text: set the data dir (GREENAI_DATA_DIR)", "invalid")
+        calibration = calibration_texts(Path(job.data_dir), job.calibration_samples, job.calibration_seq_len, job.seed)
+    with writing(job.target) as tmp:
+        metrics = method.quantize(job.config, QuantizeContext(Path(job.source), tmp, calibration, job.seed, job.device))
+    return StepOutput(
+        written=describe_folder(job.target),
+        config=job.config.model_dump(),
+        metrics=metrics or {},
+        source_parameters=count_parameters(job.source),
+    )

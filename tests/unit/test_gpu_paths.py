@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from greenai.services.quantization.job import quantize_to_folder
+from greenai.services.quantization.job import QuantizeJob, quantize_to_folder
 
 try:
     import torch
@@ -37,7 +37,9 @@ def test_method_on_cuda_loads_and_generates_on_cuda(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = tmp_path / "artifact"
-    quantize_to_folder(method, params, str(tiny_model_dir), str(target), str(data_dir), 8, 64, 0, "cuda")
+    quantize_to_folder(
+        QuantizeJob.parse(method, params, str(tiny_model_dir), str(target), str(data_dir), 8, 64, 0, "cuda")
+    )
     model = AutoModelForCausalLM.from_pretrained(target, device_map="cuda")
     tok = AutoTokenizer.from_pretrained(target)
     ids = tok("The capital of France is", return_tensors="pt").to("cuda")

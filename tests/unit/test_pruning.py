@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from greenai.services.pruning.job import prune_to_folder
+from greenai.services.pruning.job import PruneJob, prune_to_folder
 from greenai.services.pruning.methods.auto import get_method
 from greenai.services.pruning.methods.base import n_m_mask, unstructured_mask
 from greenai.services.pruning.methods.sparsegpt import sparsegpt_prune
@@ -105,8 +105,10 @@ def test_magnitude_global_and_per_layer_differ() -> None:
 def test_unstructured_methods_reach_their_sparsity_and_say_storage_is_dense(
     tiny_model_dir: Path, data_dir: Path, tmp_path: Path, method: str, params: dict[str, Any]
 ) -> None:
-    out = prune_to_folder(method, params, str(tiny_model_dir), str(tmp_path / "p"), str(data_dir), 4, 64, 0, "cpu")
-    m = out["metrics"]
+    out = prune_to_folder(
+        PruneJob.parse(method, params, str(tiny_model_dir), str(tmp_path / "p"), str(data_dir), 4, 64, 0, "cpu")
+    )
+    m = out.metrics
     assert m["sparsity"] == pytest.approx(0.5, abs=0.01)
     assert m["storage"] == "dense" and m["structured"] is False
     assert m["parameters_after"] == m["parameters_before"]
@@ -122,13 +124,17 @@ def test_structured_methods_really_shrink_the_model(tiny_model_dir: Path, data_d
 
     dense = tiny_model_dir.joinpath("model.safetensors").stat().st_size
     out = prune_to_folder(
-        "layer_drop", {"layers": 1}, str(tiny_model_dir), str(tmp_path / "l"), str(data_dir), 4, 64, 0, "cpu"
+        PruneJob.parse(
+            "layer_drop", {"layers": 1}, str(tiny_model_dir), str(tmp_path / "l"), str(data_dir), 4, 64, 0, "cpu"
+        )
     )
     assert json.loads((tmp_path / "l" / "config.json").read_text())["num_hidden_layers"] == 1
-    assert out["metrics"]["parameters_after"] < out["metrics"]["parameters_before"]
+    assert out.metrics["parameters_after"] < out.metrics["parameters_before"]
     assert (tmp_path / "l" / "model.safetensors").stat().st_size < dense
     out = prune_to_folder(
-        "mlp_channels", {"ratio": 0.5}, str(tiny_model_dir), str(tmp_path / "c"), str(data_dir), 4, 64, 0, "cpu"
+        PruneJob.parse(
+            "mlp_channels", {"ratio": 0.5}, str(tiny_model_dir), str(tmp_path / "c"), str(data_dir), 4, 64, 0, "cpu"
+        )
     )
     assert json.loads((tmp_path / "c" / "config.json").read_text())["intermediate_size"] == 128
     for folder in ("l", "c"):
@@ -145,7 +151,9 @@ def test_bad_pruning_settings_are_job_errors(tiny_model_dir: Path, data_dir: Pat
         get_method("magnitude").parse({"sparsity": 1.5})
     with pytest.raises(JobError, match="cannot remove 2 of 2"):
         prune_to_folder(
-            "layer_drop", {"layers": 2}, str(tiny_model_dir), str(tmp_path / "x"), str(data_dir), 2, 32, 0, "cpu"
+            PruneJob.parse(
+                "layer_drop", {"layers": 2}, str(tiny_model_dir), str(tmp_path / "x"), str(data_dir), 2, 32, 0, "cpu"
+            )
         )
     with pytest.raises(JobError, match="unknown pruning method"):
         get_method("lottery")

@@ -15,7 +15,7 @@ import torch
 from greenai.events import new_event
 from greenai.events.jobs import ArtifactRef, JobFailed, PruneRequested
 from greenai.services.pruning.agent import PruningAgent
-from greenai.services.pruning.job import check_architecture, prune_to_folder
+from greenai.services.pruning.job import PruneJob, check_architecture, prune_to_folder
 from greenai.services.pruning.methods import auto
 from greenai.services.pruning.methods.magnitude import MagnitudePruning
 from greenai.shared.config import Settings
@@ -96,14 +96,14 @@ def test_every_method_prunes_every_family_or_refuses_it_before_loading(
     family = family_of(model_type)
     if family not in auto.get_method(method).families:
         with pytest.raises(JobError) as refused:
-            prune_to_folder(method, params, str(source), str(target), str(data_dir), 4, 64, 0, "cpu")
+            prune_to_folder(PruneJob.parse(method, params, str(source), str(target), str(data_dir), 4, 64, 0, "cpu"))
         assert refused.value.reason == "unsupported" and not target.exists()
         return
-    out = prune_to_folder(method, params, str(source), str(target), str(data_dir), 4, 64, 0, "cpu")
+    out = prune_to_folder(PruneJob.parse(method, params, str(source), str(target), str(data_dir), 4, 64, 0, "cpu"))
     config = json.loads((target / "config.json").read_text())
     pruned = generates(target)
     layout = layout_of(pruned)
-    m = out["metrics"]
+    m = out.metrics
     if method == "layer_drop":
         assert len(layout.blocks) == 1 and m["parameters_after"] < m["parameters_before"]
     elif method == "mlp_channels":
@@ -141,7 +141,9 @@ def test_a_method_refuses_a_family_it_does_not_announce_before_reading_weights(
         (source / f.name).write_bytes(f.read_bytes())
     (source / "model.safetensors").write_bytes(b"not a safetensors file")  # loading it would fail differently
     with pytest.raises(JobError, match="does not support the gpt2 family") as refused:
-        prune_to_folder(LlamaOnlyMagnitude.name, {}, str(source), str(tmp_path / "o"), None, 4, 64, 0, "cpu")
+        prune_to_folder(
+            PruneJob.parse(LlamaOnlyMagnitude.name, {}, str(source), str(tmp_path / "o"), None, 4, 64, 0, "cpu")
+        )
     assert refused.value.reason == "unsupported" and not (tmp_path / "o").exists()
     assert check_architecture(LlamaOnlyMagnitude.name, model_dirs["llama"]) == "llama"
 
@@ -156,7 +158,9 @@ def test_an_unknown_architecture_is_unsupported_for_every_method_never_an_attrib
     (source / "model.safetensors").write_bytes(b"never read")
     for method in auto.METHODS:
         with pytest.raises(UnsupportedArchitecture, match="unsupported architecture") as refused:
-            prune_to_folder(method, {}, str(source), str(tmp_path / "o"), str(data_dir), 4, 64, 0, "cpu")
+            prune_to_folder(
+                PruneJob.parse(method, {}, str(source), str(tmp_path / "o"), str(data_dir), 4, 64, 0, "cpu")
+            )
         assert refused.value.reason == "unsupported" and repr(model_type) in str(refused.value)
         assert "supported: " in str(refused.value) and not (tmp_path / "o").exists()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from greenai.services.quantization.job import quantize_to_folder
+from greenai.services.quantization.job import QuantizeJob, quantize_to_folder
 from greenai.services.quantization.methods.auto import get_method
 from greenai.shared.jobs import JobError
 from tests.unit.test_pruning_architectures import generates, model_dirs  # noqa: F401 - a fixture
@@ -40,11 +40,15 @@ def test_every_method_quantizes_every_family_or_refuses_it_before_loading(
     families = get_method(method).families
     if families is not None and model_type not in families:
         with pytest.raises(JobError) as refused:
-            quantize_to_folder(method, params, str(source), str(target), str(data_dir), 4, 64, 0, "cpu")
+            quantize_to_folder(
+                QuantizeJob.parse(method, params, str(source), str(target), str(data_dir), 4, 64, 0, "cpu")
+            )
         assert refused.value.reason == "unsupported" and not target.exists()
         return
     if method in SLOW:
         pytest.skip(f"{method} on {model_type}: supported; too slow for this file")
-    out = quantize_to_folder(method, params, str(source), str(target), str(data_dir), 4, 64, 0, "cpu")
-    assert out["bytes"] > 0
+    out = quantize_to_folder(
+        QuantizeJob.parse(method, params, str(source), str(target), str(data_dir), 4, 64, 0, "cpu")
+    )
+    assert out.written.bytes > 0
     generates(target)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from greenai.services.quantization.job import quantize_to_folder
+from greenai.services.quantization.job import QuantizeJob, quantize_to_folder
 from greenai.services.quantization.methods.auto import METHODS, get_method
 from greenai.shared.jobs import JobError
 
@@ -43,11 +43,13 @@ def test_method_writes_a_loadable_quantized_folder(
     tiny_model_dir: Path, tmp_path: Path, data_dir: Path, method: str, params: dict[str, Any], stored_method: str
 ) -> None:
     target = tmp_path / "artifact"
-    out = quantize_to_folder(method, params, str(tiny_model_dir), str(target), str(data_dir), 4, 64, 0, "cpu")
+    out = quantize_to_folder(
+        QuantizeJob.parse(method, params, str(tiny_model_dir), str(target), str(data_dir), 4, 64, 0, "cpu")
+    )
     config = json.loads((target / "config.json").read_text())
     assert config["quantization_config"]["quant_method"].replace("_", "-") == stored_method
-    assert out["bytes"] > 0 and len(out["sha256"]) == 64
-    assert out["source_parameters"] > 0
+    assert out.written.bytes > 0 and len(out.written.sha256) == 64
+    assert out.source_parameters and out.source_parameters > 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary folder left behind"
     generate(target)
 
@@ -56,10 +58,10 @@ def test_autoround_with_calibration_uses_the_data_dir_not_the_hub(
     tiny_model_dir: Path, tmp_path: Path, data_dir: Path
 ) -> None:
     target = tmp_path / "artifact"
-    quantize_to_folder(
+    quantize_to_folder(QuantizeJob.parse(
         "autoround", {"bits": 4, "group_size": 64, "iters": 2, "nsamples": 2, "seqlen": 32},
         str(tiny_model_dir), str(target), str(data_dir), 2, 32, 0, "cpu",
-    )  # fmt: skip
+    ))  # fmt: skip
     generate(target)
 
 
