@@ -14,6 +14,7 @@ import typer
 from greenai.cli.agent_commands import agent, up
 from greenai.cli.artifacts import gc, pull
 from greenai.cli.auth import auth_app
+from greenai.cli.cancel import cancel
 from greenai.cli.cluster import cluster_app
 from greenai.cli.dashboard import dashboard
 from greenai.cli.inspection import analyze, experiments, replay, tail
@@ -31,6 +32,7 @@ app.command("gc")(gc)
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(llm_app, name="llm")
 app.command()(run)
+app.command()(cancel)
 app.command()(spec)
 app.command()(agent)
 app.command()(up)

@@ -53,7 +53,10 @@ def experiment_row(experiment: str, history: History) -> Row:
     elif state.failed is not None:
         status, reason = "failed", state.failed.reason
     elif state.completed is not None:
-        status, reason = "completed", state.completed.reason
+        status = "cancelled" if state.cancelled is not None else "completed"
+        reason = state.completed.reason
+    elif state.cancelled is not None:  # the jobs it had requested are finishing
+        status, reason = "cancelling", f"cancelled by {state.cancelled.requested_by}"
     else:
         status, reason = "running", ""
     return Row(

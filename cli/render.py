@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from greenai.events import Envelope
+from greenai.events.cancellation import ExperimentCancelled
 from greenai.events.experiment import (
     DecisionProposed,
     DecisionReviewed,
@@ -69,6 +70,8 @@ def describe(env: Envelope) -> str:
         return f"experiment completed: {d.reason}"
     if isinstance(d, ExperimentFailed):
         return f"experiment failed: {d.reason}"
+    if isinstance(d, ExperimentCancelled):
+        return f"experiment cancelled by {d.requested_by}" + (f": {d.reason[:300]}" if d.reason else "")
     if isinstance(d, LLMConsulted):
         verdict = "valid answer" if d.valid else f"no valid answer: {(d.error or '')[:200]}"
         return f"llm consulted: episode {d.episode} attempt {d.attempt}, {d.latency_s:.1f} s, {verdict}"

@@ -3,7 +3,7 @@
 Importing this package registers every event type (see `registry`).
 """
 
-from greenai.events import capabilities, experiment, jobs, results  # noqa: F401  (registration side effect)
+from greenai.events import cancellation, capabilities, experiment, jobs, results  # noqa: F401  (registration side effect)
 from greenai.events.envelope import Envelope, EventData, MalformedEvent, decode, new_event
 from greenai.events.registry import event_types
 from greenai.events.subjects import (

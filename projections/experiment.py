@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from greenai.events import Envelope
+from greenai.events.cancellation import ExperimentCancelled
 from greenai.events.experiment import (
     DecisionProposed,
     DecisionReviewed,
@@ -100,6 +101,7 @@ class ExperimentState:
     episodes: dict[int, EpisodeState] = field(default_factory=dict)
     completed: ExperimentCompleted | None = None
     failed: ExperimentFailed | None = None
+    cancelled: ExperimentCancelled | None = None  # asked to stop: no new decision or job
     rejected: int = 0
     events: int = 0
     proposals: dict[int, list[DecisionProposed]] = field(default_factory=dict)
@@ -218,3 +220,5 @@ def apply(state: ExperimentState, env: Envelope) -> None:
         state.completed = data
     elif isinstance(data, ExperimentFailed):
         state.failed = data
+    elif isinstance(data, ExperimentCancelled) and state.cancelled is None and state.run and not state.closed:
+        state.cancelled = data  # the first of an open run's; one before the request or after the end is moot

@@ -20,6 +20,7 @@ from greenai.events.subjects import experiment_of_subject, type_filter
 from greenai.projections.experiment import ExperimentState, apply, fold_experiment
 from greenai.projections.skills import SkillMemory
 from greenai.services.coordinator.admission import Refused, admit
+from greenai.services.coordinator.cancellation import after_cancel
 from greenai.services.coordinator.catalogue import live_offers
 from greenai.services.coordinator.planner import needs_policy, plan
 from greenai.services.coordinator.policies.auto import UnknownPolicyError, get_policy
@@ -36,7 +37,7 @@ from greenai.shared.scrub import scrub_text
 
 AGENT = "coordinator"
 # `*.completed`: every step kind's result, whichever agent announced the kind (and evaluations)
-TRIGGERS = ("run.requested", "decision.reviewed", "*.completed", "job.failed")
+TRIGGERS = ("run.requested", "decision.reviewed", "experiment.cancelled", "*.completed", "job.failed")
 DURABLE = "coordinator"
 MAX_DELIVER = 5  # a trigger that fails this often is rejected (event.rejected), never crash-looped
 
@@ -86,6 +87,7 @@ class Coordinator:
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+            await self.skills.close()  # the skill memory's last snapshot: the next start folds only the tail
 
     async def on_message(self, msg: Msg) -> None:
         try:
@@ -153,7 +155,9 @@ class Coordinator:
             if state.run is None or state.closed:
                 return
             pending: list[tuple[str, EventData]] = []
-            if state.spec is None:
+            if state.cancelled is not None:  # nothing new; the completion once what runs has finished
+                pending = after_cancel(state)
+            elif state.spec is None:
                 pending = [self._spec_or_failure(state)]
             elif state.staged is None:
                 pending = [await stage_base_model(state.run.model, self.settings, self.artifacts)]
