@@ -235,14 +235,28 @@ class LocalCluster:
                     return str(leader)
         return None
 
+    def peers_current(self, leader: str) -> bool:
+        """Whether the meta leader sees every other running node as a current peer: before that, a stream
+        with one replica per node is refused ("no suitable peers for placement")."""
+        running = {name for name, node in self.nodes.items() if node.running} - {leader}
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            meta = self.node(leader).monitor("jsz").get("meta_cluster", {})
+            current = {r.get("name") for r in meta.get("replicas", []) if r.get("current")}
+            return running <= current
+        return False
+
     def wait_for_leader(self, timeout: float = 30.0) -> str:
+        """The meta leader's name, once it has one and sees every running node as a current peer."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             leader = self.meta_leader()
-            if leader:
+            if leader and self.peers_current(leader):
                 return leader
             time.sleep(0.2)
-        raise NatsServerError(f"the cluster elected no JetStream meta leader within {timeout:.0f} s (logs: {self.dir})")
+        raise NatsServerError(
+            f"the cluster elected no JetStream meta leader with all peers current within {timeout:.0f} s "
+            f"(logs: {self.dir})"
+        )
 
     def stream_leader(self, stream: str) -> str | None:
         """The node leading `stream`'s replicas, from the monitoring endpoint of a running node."""
