@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from greenai.events.capabilities import agents_experiment
+from greenai.shared.projection_snapshot import BUCKET as PROJECTIONS_BUCKET
 
 ROLES = ("coordinator", "quantization", "pruning", "lora", "distillation", "evaluation", "cli", "viewer", "admin")
 _STEP_RESULTS = ("job.started", "job.failed", "event.rejected", "agent.announced")
@@ -117,6 +118,12 @@ def permissions(role: str, stream: str, bucket: str, produces: tuple[str, ...] |
                     f"$JS.FC.{kv}.>"]  # fmt: skip
     if writes_artifacts(role, types):
         publish += [f"$O.{bucket}.C.>", f"$O.{bucket}.M.>"]
+    if role == "coordinator":  # the only reader and writer of kept projections' snapshots (replacing purges)
+        snap = f"OBJ_{PROJECTIONS_BUCKET}"
+        publish += [f"$O.{PROJECTIONS_BUCKET}.C.>", f"$O.{PROJECTIONS_BUCKET}.M.>", f"{api}.STREAM.PURGE.{snap}",
+                    f"{api}.STREAM.INFO.{snap}", f"{api}.CONSUMER.CREATE.{snap}", f"{api}.CONSUMER.CREATE.{snap}.>",
+                    f"{api}.CONSUMER.INFO.{snap}.*", f"{api}.DIRECT.GET.{snap}", f"{api}.DIRECT.GET.{snap}.>",
+                    f"{api}.STREAM.MSG.GET.{snap}", f"$JS.FC.{snap}.>"]  # fmt: skip
     rules: dict[str, Any] = {"allow": publish}
     if deny:
         rules["deny"] = deny

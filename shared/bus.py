@@ -11,6 +11,7 @@ from greenai.shared.config import Settings
 from greenai.shared.eventstore import EventStore, StreamLimits
 from greenai.shared.host_lease import ensure_hosts_bucket
 from greenai.shared.nats_server import EmbeddedNats, running_embedded_url, start_nats_server
+from greenai.shared.projection_snapshot import ensure_projection_bucket
 
 
 @dataclass
@@ -72,12 +73,13 @@ async def open_store(
 
 
 async def ensure_log(settings: Settings, url: str) -> None:
-    """Create or reconcile the stream, the artifact bucket and the host-lease bucket as admin
-    (where this machine has the admin seed)."""
+    """Create or reconcile the stream, the artifact bucket, the host-lease bucket and the projection
+    snapshots' bucket as admin (where this machine has the admin seed)."""
     store = await open_store(settings.model_copy(update={"credentials": None}), url, "greenai-admin", "admin")
     try:
         s = settings
         await ArtifactStore(store.js, s.artifact_bucket, s.artifact_cache_dir, replicas=s.replicas).ensure_bucket()
         await ensure_hosts_bucket(store.js, s.replicas)
+        await ensure_projection_bucket(store.js, s.replicas)
     finally:
         await store.close()
