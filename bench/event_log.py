@@ -1,5 +1,6 @@
-"""Event-log figures: appends/s, replay events/s, rebuilding both projections from 100k events, and
-what the skill memory costs a decision at 1k, 10k and 100k events (refolded vs kept).
+"""Event-log figures: appends/s, replay events/s, rebuilding both projections from 100k events, what
+the skill memory costs a decision at 1k, 10k and 100k events (refolded vs kept), and a coordinator's
+restart to a ready skill memory: a full replay vs resuming its snapshot and folding the tail.
 
 Runs its own nats-server (JetStream, file storage) in a temporary folder. Figures are printed,
 never asserted; they depend on the machine and on what else runs on it.
@@ -27,6 +28,7 @@ from greenai.projections.skills import skill_memory
 from greenai.services.coordinator.skills_cache import SkillsCache
 from greenai.shared.eventstore import EventStore
 from greenai.shared.nats_server import start_nats_server
+from greenai.shared.projection_snapshot import ensure_projection_bucket
 
 SPEC = ModelSpec(
     model="m", source="local", location="m", architecture="LlamaForCausalLM", family="llama",
@@ -149,6 +151,7 @@ async def main(total: int) -> None:
             one_exp_s = time.perf_counter() - t0
             del replayed
             latencies = {len(events): await decision_latency(store)}
+            restart = await restart_to_ready(store, tail=min(1000, total // 10))
             await store.close()
         finally:
             server.stop()
@@ -168,6 +171,12 @@ async def main(total: int) -> None:
         print(
             f"  log of {size:>7,} events        {refold * 1000:>10.1f} ms   {kept * 1000:>20.1f} ms   {first:>12.2f} s"
         )
+    full_s, resume_s, tail, stored, save_s = restart
+    print(f"restart to ready skill memory   {full_s:>10.2f} s   (full replay of {len(events):,} events)")
+    print(
+        f"  from its snapshot + tail      {resume_s:>10.2f} s   (snapshot {stored / 1024:,.0f} KiB, saved in "
+        f"{save_s:.2f} s; {tail:,}-event tail)"
+    )
 
 
 async def decision_latency(store: EventStore, decisions: int = 5) -> tuple[float, float, float]:
@@ -176,7 +185,7 @@ async def decision_latency(store: EventStore, decisions: int = 5) -> tuple[float
     t0 = time.perf_counter()
     skill_memory([e.envelope async for e in store.read_everything()])
     refold = time.perf_counter() - t0
-    cache = SkillsCache(store)
+    cache = SkillsCache(store, snapshots=False)
     t0 = time.perf_counter()
     await cache.memory()  # a new coordinator process catches up once
     first = time.perf_counter() - t0
@@ -189,18 +198,48 @@ async def decision_latency(store: EventStore, decisions: int = 5) -> tuple[float
     return refold, statistics.median(kept), first
 
 
+async def restart_to_ready(store: EventStore, tail: int) -> tuple[float, float, int, int, float]:
+    """A coordinator's start until its skill memory is ready: folding the whole log, vs loading the
+    snapshot a previous process left `tail` events ago and folding those (the resumed memory is checked
+    against the full fold). Returns (full s, resumed s, tail, snapshot bytes, save s)."""
+    await ensure_projection_bucket(store.js)
+    full = SkillsCache(store, snapshots=False)
+    t0 = time.perf_counter()
+    await full.memory()
+    full_s = time.perf_counter() - t0
+    previous = SkillsCache(store, save_every=10**9)  # the process that stopped: saved once, by hand
+    await previous.memory()
+    t0 = time.perf_counter()
+    stored = await previous.save()
+    save_s = time.perf_counter() - t0
+    await publish_all(store, [
+        e.model_copy(update={"event_id": uuid.uuid4(), "experiment_id": f"tail-{e.experiment_id}"})
+        for e in synthetic_log(tail)
+    ])  # fmt: skip
+    t0 = time.perf_counter()
+    resumed = SkillsCache(store)
+    memory = await resumed.memory()
+    resume_s = time.perf_counter() - t0
+    if memory != await full.memory() or resumed.applied != tail or not stored:
+        raise SystemExit(f"resumed skill memory differs from the full fold (applied {resumed.applied}, tail {tail})")
+    return full_s, resume_s, tail, stored, save_s
+
+
+async def publish_all(store: EventStore, events: list[Envelope], window: int = 500) -> None:
+    for i in range(0, len(events), window):
+        futures = [
+            await store.js.publish_async(e.subject, e.encode(), headers={"Nats-Msg-Id": str(e.event_id)})
+            for e in events[i : i + window]
+        ]
+        await asyncio.gather(*futures)
+
+
 async def decision_latency_at(size: int) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_nats_server(Path(tmp), publish_endpoint=False)
         try:
             store = await EventStore.connect(server.url, "BENCH")
-            events = synthetic_log(size)
-            for i in range(0, len(events), 500):
-                futures = [
-                    await store.js.publish_async(e.subject, e.encode(), headers={"Nats-Msg-Id": str(e.event_id)})
-                    for e in events[i : i + 500]
-                ]
-                await asyncio.gather(*futures)
+            await publish_all(store, synthetic_log(size))
             result = await decision_latency(store)
             await store.close()
             return result

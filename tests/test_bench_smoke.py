@@ -43,7 +43,7 @@ def test_event_log_bench_smoke() -> None:
     result = run_bench("event_log.py", timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "replay (decode + validate)" in result.stdout and "rebuild both from the log" in result.stdout
-    assert "kept (SkillsCache)" in result.stdout
+    assert "kept (SkillsCache)" in result.stdout and "from its snapshot + tail" in result.stdout
 
 
 def test_search_efficiency_bench_smoke() -> None:
