@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from greenai.services.evaluation.energy import track_energy
 from greenai.services.evaluation.latency import measure_latency
 from greenai.services.evaluation.perplexity import wikitext_perplexity
-from greenai.services.quantization.job import quantize_to_folder
+from greenai.services.quantization.job import QuantizeJob, quantize_to_folder
+from greenai.shared.energy import track_energy
 from greenai.shared.model_io import materialize, resolve_model
 
 CHECKS: list[tuple[str, dict[str, Any]]] = [
@@ -75,7 +75,9 @@ def main(data_dir: Path, work: Path, model: str, out: Path | None, smoke: bool =
         target = work / f"{method}-{'-'.join(f'{k}{v}' for k, v in params.items())}"
         try:
             t0 = time.perf_counter()
-            quantize_to_folder(method, params, str(base), str(target), str(data_dir), 128, 512, 0, "cuda")
+            quantize_to_folder(
+                QuantizeJob.parse(method, params, str(base), str(target), str(data_dir), 128, 512, 0, "cuda")
+            )
             row = {"method": method, "params": params, "ok": True, "quantize_s": round(time.perf_counter() - t0, 1)}
             rows.append(row | measure(target, data_dir, ppl_tokens))
         except Exception as exc:

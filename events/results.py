@@ -12,10 +12,21 @@ from greenai.events.jobs import STEP_TYPE, JobId, check_step_kind
 from greenai.events.registry import register, register_family
 
 
-class StepCompleted(EventData):
-    """A compression step's output artifact (uploaded before this event) and what the step cost."""
+class Energy(BaseModel):
+    """Joules of a piece of work and how they were obtained: `measured` by a hardware counter (RAPL,
+    NVML) or `estimated` from codecarbon's power constants (shared/energy.py); the detail says which."""
 
-    VERSION = 2
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    joules: float
+    mode: Literal["measured", "estimated", "unavailable"]  # unavailable: the tracker gave no reading (detail says why)
+    detail: str
+    seconds: float | None = Field(default=None, ge=0, description="Wall time the reading covers.")
+
+
+class _StepCompletedFields(EventData):
+    """The fields versions 2 and 3 of a step's completion share."""
+
     job_id: JobId
     episode: int
     step: int = 0
@@ -28,6 +39,25 @@ class StepCompleted(EventData):
     metrics: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="Step-specific: sparsity, train loss, whether an adapter was merged, ..."
     )
+
+
+class StepCompleted(_StepCompletedFields):
+    """A compression step's output artifact (uploaded before this event) and what the step cost, its
+    energy included (version 3), so a candidate's production energy can be weighed against its savings."""
+
+    VERSION = 3
+    energy: Energy | None = Field(
+        default=None, description="The step's job, by shared/energy.py; None: not recorded (read from version 2)."
+    )
+
+
+class StepCompletedV2(_StepCompletedFields):
+    """Version 2: no energy. Read as version 3 with the energy not recorded."""
+
+    VERSION = 2
+
+    def upcast(self) -> StepCompleted:
+        return STEP_COMPLETIONS_BY_TYPE[self.TYPE].model_validate(self.model_dump())
 
 
 class StepCompletedV1(EventData):
@@ -44,8 +74,8 @@ class StepCompletedV1(EventData):
     peak_rss_mb: float
     metrics: dict[str, float | int | str | bool] = Field(default_factory=dict)
 
-    def upcast(self) -> StepCompleted:
-        cls = STEP_COMPLETIONS_BY_TYPE[self.TYPE]
+    def upcast(self) -> StepCompletedV2:
+        cls = step_completion_v2_class(self.TYPE.split(".")[0])
         return cls.model_validate({**self.model_dump(exclude={"artifact"}), "artifact": self.artifact.upcast()})
 
 
@@ -61,6 +91,21 @@ class PruneCompleted(StepCompleted):
 
 @register
 class LoraCompleted(StepCompleted):
+    TYPE = "lora.completed"
+
+
+@register
+class QuantizeCompletedV2(StepCompletedV2):
+    TYPE = "quantize.completed"
+
+
+@register
+class PruneCompletedV2(StepCompletedV2):
+    TYPE = "prune.completed"
+
+
+@register
+class LoraCompletedV2(StepCompletedV2):
     TYPE = "lora.completed"
 
 
@@ -95,12 +140,30 @@ def step_completion_class(kind: str) -> type[StepCompleted]:
     return STEP_COMPLETIONS_BY_TYPE[type_]
 
 
+STEP_COMPLETIONS_V2: dict[str, type[StepCompletedV2]] = {
+    cls.TYPE: cls for cls in (QuantizeCompletedV2, PruneCompletedV2, LoraCompletedV2)
+}
+
+
+def step_completion_v2_class(kind: str) -> type[StepCompletedV2]:
+    """Version 2 of a kind's completion (no energy), so an old log of any kind still replays."""
+    type_ = f"{check_step_kind(kind)}.completed"
+    if type_ not in STEP_COMPLETIONS_V2:
+        STEP_COMPLETIONS_V2[type_] = type(
+            f"{kind.title().replace('_', '')}CompletedV2", (StepCompletedV2,),
+            {"TYPE": type_, "__module__": __name__, "__doc__": f"A {kind} step's output and cost, version 2."},
+        )  # fmt: skip
+    step_completion_class(kind)  # what it upcasts to
+    return STEP_COMPLETIONS_V2[type_]
+
+
 def _resolve_step_completion(type_: str, version: int) -> type[EventData] | None:
     match = STEP_TYPE.match(type_)
-    if match is None or match.group(2) != "completed" or version != StepCompleted.VERSION:
+    if match is None or match.group(2) != "completed" or version not in (2, StepCompleted.VERSION):
         return None
     try:
-        return step_completion_class(match.group(1))
+        kind = match.group(1)
+        return step_completion_class(kind) if version == StepCompleted.VERSION else step_completion_v2_class(kind)
     except ValueError:
         return None
 
@@ -126,14 +189,9 @@ class Latency(BaseModel):
     )
     waited_for_jobs: int | None = Field(default=None, description="Heavy jobs on the host it waited for.")
     cpu_load_pct: float | None = Field(default=None, description="Host CPU busy % during it (itself included).")
-
-
-class Energy(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    joules: float
-    mode: Literal["measured", "estimated", "unavailable"]  # unavailable: the tracker gave no reading (detail says why)
-    detail: str
+    energy: Energy | None = Field(
+        default=None, description="Energy over the timed runs (v3): its mean power times ms/token is J per token."
+    )
 
 
 class TaskScore(BaseModel):
@@ -154,10 +212,11 @@ class TaskScore(BaseModel):
 @register
 class EvaluateCompleted(EventData):
     """An evaluation's scores (with intervals), latency (with its spread and the host's load), memory,
-    size and energy. Version 2: latency carries repetitions, spread, threads and the host lease."""
+    size and energy. Version 2: latency carries repetitions, spread, threads and the host lease.
+    Version 3: the latency's own energy (so energy per generated token), energy readings' seconds."""
 
     TYPE = "evaluate.completed"
-    VERSION = 2
+    VERSION = 3
     job_id: JobId
     episode: int
     task: str
@@ -180,6 +239,16 @@ class EvaluateCompleted(EventData):
     secondary: list[TaskScore] = Field(default_factory=list)
     purpose: Literal["episode", "promotion"] = "episode"
     cuda_peak_mb: float | None = Field(default=None, description="torch.cuda.max_memory_allocated on a GPU.")
+
+
+@register
+class EvaluateCompletedV2(EvaluateCompleted):
+    """Version 2: no energy for the latency phase. Read as version 3 with it unknown."""
+
+    VERSION = 2
+
+    def upcast(self) -> EvaluateCompleted:
+        return EvaluateCompleted.model_validate(self.model_dump())
 
 
 @register

@@ -2,6 +2,10 @@
 
 Objectives: accuracy (higher is better); decode latency, peak memory, size on disk and energy
 (lower is better). The uncompressed baseline is a candidate like any other.
+
+Energy is an objective only where a hardware counter measured it: an estimate is codecarbon's power
+constants times the evaluation's time, so as an axis it would only repeat wall time while looking like
+a measurement. `energy_axis=True` forces it (`--energy-axis` on the command line).
 """
 
 from __future__ import annotations
@@ -55,10 +59,19 @@ class ParetoFront(BaseModel):
     front: list[Candidate]
 
 
-def dominates(a: Candidate, b: Candidate) -> bool:
-    """a is at least as good as b everywhere and strictly better somewhere."""
+def energy_counts(a: Candidate, b: Candidate, energy_axis: bool | None = None) -> bool:
+    """Whether energy is compared between a and b: forced on or off, or (None) when both were measured."""
+    if energy_axis is not None:
+        return energy_axis
+    return a.energy_mode == "measured" and b.energy_mode == "measured"
+
+
+def dominates(a: Candidate, b: Candidate, energy_axis: bool | None = None) -> bool:
+    """a is at least as good as b everywhere and strictly better somewhere (energy: see energy_counts)."""
     better = False
     for name, sign in OBJECTIVES:
+        if name == "energy_j" and not energy_counts(a, b, energy_axis):
+            continue
         va, vb = sign * getattr(a, name), sign * getattr(b, name)
         if va < vb:
             return False
@@ -67,19 +80,21 @@ def dominates(a: Candidate, b: Candidate) -> bool:
     return better
 
 
-def non_dominated(candidates: list[Candidate]) -> list[Candidate]:
+def non_dominated(candidates: list[Candidate], energy_axis: bool | None = None) -> list[Candidate]:
     """The front, kept as an archive: each candidate is compared with the front only, not with all."""
     front: list[Candidate] = []
     for c in candidates:
-        if any(dominates(f, c) for f in front):
+        if any(dominates(f, c, energy_axis) for f in front):
             continue
-        front = [f for f in front if not dominates(c, f)]
+        front = [f for f in front if not dominates(c, f, energy_axis)]
         front.append(c)
     order = {id(c): i for i, c in enumerate(candidates)}
     return sorted(front, key=lambda c: order[id(c)])
 
 
-def pareto_front(events: Iterable[Envelope]) -> ParetoFront:
+def pareto_front(events: Iterable[Envelope], energy_axis: bool | None = None) -> ParetoFront:
+    """The front of every evaluated candidate; energy an objective only if forced (`energy_axis=True`)
+    or, by default, when a counter measured every candidate's energy."""
     decisions: dict[tuple[str, int], EpisodeDecided] = {}
     results: list[tuple[str, EvaluateCompleted]] = []
     promoted: dict[tuple[str, int], EvaluateCompleted] = {}
@@ -125,9 +140,10 @@ def pareto_front(events: Iterable[Envelope]) -> ParetoFront:
             )
         )
     candidates.sort(key=lambda c: (c.experiment_id, c.episode))
-    return ParetoFront(
-        objectives=[name for name, _ in OBJECTIVES], candidates=candidates, front=non_dominated(candidates)
-    )
+    if energy_axis is None:
+        energy_axis = bool(candidates) and all(c.energy_mode == "measured" for c in candidates)
+    objectives = [name for name, _ in OBJECTIVES if energy_axis or name != "energy_j"]
+    return ParetoFront(objectives=objectives, candidates=candidates, front=non_dominated(candidates, energy_axis))
 
 
 def hypervolume(points: list[tuple[float, ...]], reference: tuple[float, ...]) -> float:

@@ -23,6 +23,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from greenai.shared.energy import EnergyReading, PowerModel, power_model, track_energy, use_power_model
+
 FailureReason = Literal["unsupported", "invalid", "error", "timeout"]
 
 # The running job's time limit, set by the job runtime around its handler, so every
@@ -63,6 +65,7 @@ class Measured:
     value: Any
     wall_s: float
     peak_rss_mb: float
+    energy: EnergyReading | None = None  # the child's, by shared/energy.py (None: not measured in a child)
 
 
 def _die_with_parent(threads: int) -> None:
@@ -77,21 +80,26 @@ def _die_with_parent(threads: int) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-def _measured_call(func: Callable[..., Any], args: tuple[Any, ...], threads: int) -> Measured:
+def _measured_call(
+    func: Callable[..., Any], args: tuple[Any, ...], threads: int, power: PowerModel | None = None
+) -> Measured:
     import torch
 
     torch.set_num_threads(threads)
+    if power is not None:
+        use_power_model(power)  # the agent's constants: readings in this child need no look-up
     start = time.perf_counter()
-    value = func(*args)
+    with track_energy(power) as energy:
+        value = func(*args)
     wall = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return Measured(value=value, wall_s=wall, peak_rss_mb=peak_kb / 1024.0)
+    return Measured(value=value, wall_s=wall, peak_rss_mb=peak_kb / 1024.0, energy=energy)
 
 
 async def run_in_child(
     func: Callable[..., Any], *args: Any, threads: int = 1, timeout_s: float | None = None, hold: bool = True
 ) -> Measured:
-    """Run `func(*args)` in a fresh spawned process; return its value, wall time and peak RSS.
+    """Run `func(*args)` in a fresh spawned process; return its value, wall time, peak RSS and energy.
 
     `func` must be importable (module level); exceptions come back as raised in the child. The
     time limit is `timeout_s`, else the running job's (`JOB_TIMEOUT_S`); past it the child is
@@ -104,11 +112,12 @@ async def run_in_child(
         async with heavy_work():
             return await run_in_child(func, *args, threads=threads, timeout_s=timeout_s, hold=False)
     limit = timeout_s if timeout_s is not None else JOB_TIMEOUT_S.get()
+    power = await asyncio.to_thread(power_model)  # once a process (seconds), then cached
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_die_with_parent, initargs=(threads,))
     done = False
     try:
-        future = asyncio.get_running_loop().run_in_executor(pool, _measured_call, func, args, threads)
+        future = asyncio.get_running_loop().run_in_executor(pool, _measured_call, func, args, threads, power)
         try:
             result = await asyncio.wait_for(future, timeout=limit)
         except TimeoutError:

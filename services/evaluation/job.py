@@ -11,8 +11,8 @@ from typing import Any
 from greenai.services.evaluation.benchmarks.auto import benchmark
 from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkDataError, seeded_subset, write_docs
 from greenai.services.evaluation.benchmarks.task_code import sandbox_templates
-from greenai.services.evaluation.energy import track_energy
 from greenai.services.evaluation.latency import measure_latency
+from greenai.shared.energy import track_energy
 from greenai.shared.model_io import folder_bytes, load_model
 
 
@@ -165,7 +165,7 @@ def evaluate_folder(
         "latency": latency.__dict__ if latency is not None else None,
         "size_bytes": size,
         "cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
-        "energy": {"joules": round(energy.joules, 3), "mode": energy.mode, "detail": energy.detail},
+        "energy": energy.as_event(),
     }
 
 
@@ -178,4 +178,6 @@ def latency_of_folder(folder: str) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = load_model(folder, device_map=device)
     model.eval()
-    return measure_latency(model, tokenizer).__dict__
+    with track_energy() as energy:  # the timed runs alone: their mean power x ms/token is J per token
+        result = measure_latency(model, tokenizer)
+    return {**result.__dict__, "energy": energy.as_event()}

@@ -174,11 +174,11 @@ def test_version_1_requests_and_completions_lose_their_host_paths_on_read() -> N
     done = decode(_v1("lora.completed", {"job_id": "j", "episode": 1, "method": "lora", "params": {},
                                          "artifact": artifact, "bits_per_weight": None, "wall_s": 1.0,
                                          "peak_rss_mb": 2.0}))  # fmt: skip
-    assert isinstance(done.data, LoraCompleted) and done.version == 2
+    assert isinstance(done.data, LoraCompleted) and done.version == 3 and done.data.energy is None
     assert (done.data.artifact.sha256, done.data.artifact.bytes, done.data.artifact.in_store) == (H, 123, False)
     for env in (old, base, evaluate, done):
         assert "/srv" not in env.model_dump_json()
-        assert decode(env.encode()) == env  # the upcast form round-trips as version 2
+        assert decode(env.encode()) == env  # the upcast form round-trips as the current version
 
 
 def test_version_1_spec_keeps_only_the_name_and_version_2_refuses_a_path() -> None:
