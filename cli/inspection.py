@@ -15,12 +15,12 @@ from greenai.cli.options import DataDir, NatsUrl, WorkDir, console, settings_or_
 from greenai.cli.render import describe, front_table
 from greenai.events.subjects import experiment_filter
 from greenai.projections.experiment import fold_experiment
-from greenai.projections.export import summary, write_experiment_folder
 from greenai.projections.pareto import pareto_front
 from greenai.projections.skills import skill_memory
 from greenai.shared.bus import open_store
 from greenai.shared.eventstore import EventStore, History, StoredEvent
 from greenai.shared.logging import configure_logging
+from greenai.shared.reports.experiment_folder import summary, write_experiment_folder
 
 
 def tail(

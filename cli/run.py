@@ -21,12 +21,12 @@ from greenai.cli.staging import stage_benchmark, stage_model
 from greenai.events import new_event
 from greenai.events.experiment import RunRequested, Step
 from greenai.events.subjects import check_experiment_id
-from greenai.projections.export import write_experiment_folder
 from greenai.projections.pareto import pareto_front
 from greenai.projections.skills import skill_memory
 from greenai.shared.bus import Bus, ensure_log, ensure_nats, open_store
 from greenai.shared.config import Settings
 from greenai.shared.eventstore import ConcurrencyError, NatsUnavailable
+from greenai.shared.reports.experiment_folder import write_experiment_folder
 
 
 def _check_benchmarks(

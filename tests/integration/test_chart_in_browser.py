@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from greenai.projections.charts import pareto_html
 from greenai.projections.pareto import pareto_front
+from greenai.shared.reports.charts import pareto_html
 from tests import factories as f
 
 BROWSER = next((b for b in ("chromium-headless-shell", "chromium", "chromium-browser") if shutil.which(b)), None)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from greenai.projections.charts import BASELINE, pareto_figures
 from greenai.projections.pareto import pareto_front
+from greenai.shared.reports.charts import BASELINE, pareto_figures
 from tests import factories as f
 
 

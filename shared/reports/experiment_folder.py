@@ -9,10 +9,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from greenai.events import Envelope
-from greenai.projections.charts import pareto_html
 from greenai.projections.experiment import ExperimentState, fold_experiment
 from greenai.projections.pareto import ParetoFront, pareto_front
 from greenai.projections.skills import SkillMemory
+from greenai.shared.reports.charts import pareto_html
 
 
 def _dump(obj: Any) -> str:

@@ -1,7 +1,9 @@
-"""Plotly figures of a Pareto front. Pure: the same front gives the same figures."""
+"""Plotly figures of a Pareto front and the self-contained page that shows them. Pure: the same front
+gives the same figures and the same bytes."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from greenai.projections.pareto import Candidate, ParetoFront
@@ -111,5 +113,5 @@ def pareto_html(front: ParetoFront, title: str) -> str:
     body = grid.to_html(full_html=False, include_plotlyjs=True, div_id="pareto-grid") + cube.to_html(
         full_html=False, include_plotlyjs=False, div_id="pareto-3d"
     )
-    head = f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head><body>\n'
+    head = f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head><body>\n'
     return head + body + "\n</body></html>\n"
