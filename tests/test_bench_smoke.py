@@ -47,9 +47,11 @@ def test_event_log_bench_smoke() -> None:
 
 
 def test_search_efficiency_bench_smoke() -> None:
-    result = run_bench("search_efficiency.py", timeout=120)
+    # with the llm row replayed from its recording (bench/search_llm.py; no server): a few seconds more
+    recorded = REPO / "bench" / "landscape" / "llm_answers_smollm2.jsonl"
+    result = run_bench("search_efficiency.py", "--llm-recorded", str(recorded), timeout=180)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "best policy:" in result.stdout
+    assert "best policy:" in result.stdout and "the llm policy's answers" in result.stdout
 
 
 @pytest.mark.slow
