@@ -7,11 +7,21 @@ from greenai.services.quantization.methods.awq import AWQMethod
 from greenai.services.quantization.methods.base import QuantizationMethod
 from greenai.services.quantization.methods.bitsandbytes import BitsAndBytes4Bit, BitsAndBytesInt8
 from greenai.services.quantization.methods.gptq import GPTQMethod
+from greenai.services.quantization.methods.mixed import MixedPrecisionMethod
 from greenai.services.quantization.methods.torchao import TorchAoInt8
 from greenai.shared.jobs import JobError
 
 METHODS: dict[str, type[QuantizationMethod]] = {
-    cls.name: cls for cls in (AutoRoundMethod, GPTQMethod, AWQMethod, BitsAndBytesInt8, BitsAndBytes4Bit, TorchAoInt8)
+    cls.name: cls
+    for cls in (
+        AutoRoundMethod,
+        GPTQMethod,
+        AWQMethod,
+        BitsAndBytesInt8,
+        BitsAndBytes4Bit,
+        TorchAoInt8,
+        MixedPrecisionMethod,
+    )
 }
 
 
