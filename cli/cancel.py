@@ -51,11 +51,13 @@ def check_cancellable(experiment: str, state: ExperimentState | None) -> Experim
     return state
 
 
-def cancel_event(experiment: str, state: ExperimentState | None, requested_by: str, reason: str) -> Envelope:
-    """The cancellation to append, keyed so a repeated request is one event in the log."""
+def cancel_event(
+    experiment: str, state: ExperimentState | None, requested_by: str, reason: str, producer: str = "cli"
+) -> Envelope:
+    """The cancellation to append, keyed so a repeated request (terminal or page) is one event in the log."""
     check_cancellable(experiment, state)
     data = ExperimentCancelled(requested_by=requested_by, reason=reason)
-    return new_event(experiment, data, producer="cli", key="cancel")
+    return new_event(experiment, data, producer=producer, key="cancel")
 
 
 async def request_cancel(store: EventStore, experiment: str, requested_by: str, reason: str = "") -> list[str]:

@@ -1,4 +1,5 @@
-"""What a person may do from the dashboard, as the `cli` role: request a run, review a proposed decision.
+"""What a person may do from the dashboard, as the `cli` role: request a run, review (approve, edit or
+reject) a proposed decision, cancel an experiment.
 
 Each form is checked as the CLI checks its flags, with the CLI's words, before anything is appended:
 the benchmark by the coordinator's own admission check, the request by its event model, the id by the
@@ -12,10 +13,10 @@ from __future__ import annotations
 import re
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from greenai.events import Envelope, new_event
-from greenai.events.experiment import DecisionReviewed, RunRequested
+from greenai.events.experiment import DecisionReviewed, RunRequested, Step
 from greenai.events.subjects import check_experiment_id
 from greenai.services.dashboard.readmodel import ReadModel
 from greenai.shared.config import Settings
@@ -23,6 +24,7 @@ from greenai.shared.model_io import ALIASES, HUB_ID
 
 T = TypeVar("T", bound=BaseModel)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")  # a model under the coordinator's models dir
+MAX_EDITED_STEPS = 8  # a pipeline a person types: longer than any the agents announce
 
 
 class Refused(ValueError):
@@ -51,13 +53,29 @@ class RunForm(BaseModel):
 
 
 class ReviewForm(BaseModel):
+    """Approve, edit (the steps to run instead, as `greenai run --interactive` takes them) or reject."""
+
     model_config = ConfigDict(extra="forbid")
 
     episode: int = Field(ge=1)
     proposal: int = Field(ge=1)
-    verdict: Literal["approve", "reject"]
+    verdict: Literal["approve", "edit", "reject"]
+    steps: list[Step] | None = Field(default=None, max_length=MAX_EDITED_STEPS)
     reviewer: str = Field(default="dashboard", min_length=1, max_length=60)
     comment: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _steps_only_to_edit(self) -> ReviewForm:
+        if (self.verdict == "edit") != (self.steps is not None):
+            raise ValueError("steps go with the verdict 'edit', and only with it")
+        return self
+
+
+class CancelForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=2000)
+    requested_by: str = Field(default="dashboard", min_length=1, max_length=60)
 
 
 def parse(cls: type[T], body: object) -> T:
@@ -136,7 +154,19 @@ def review_event(read: ReadModel, experiment_id: str, form: ReviewForm) -> Envel
             409,
         )
     data = DecisionReviewed(
-        episode=form.episode, proposal=form.proposal, verdict=form.verdict, reviewer=form.reviewer,
-        comment=form.comment,
+        episode=form.episode, proposal=form.proposal, verdict=form.verdict, steps=form.steps or [],
+        reviewer=form.reviewer, comment=form.comment,
     )  # fmt: skip
     return new_event(experiment_id, data, producer="dashboard", key=f"review:{form.episode}:{form.proposal}")
+
+
+def cancel_request(read: ReadModel, experiment_id: str, form: CancelForm) -> Envelope:
+    """The cancellation `greenai cancel` would append, refused with its words when there is nothing to
+    cancel (unknown, failed, completed or already cancelled)."""
+    from greenai.cli.cancel import NotCancellable, cancel_event
+
+    model = read.get(experiment_id)
+    try:
+        return cancel_event(experiment_id, model.state if model else None, form.requested_by, form.reason, "dashboard")
+    except NotCancellable as exc:
+        raise Refused(str(exc), exc.status) from None

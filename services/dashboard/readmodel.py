@@ -23,6 +23,7 @@ from greenai.projections import capabilities
 from greenai.projections.experiment import ExperimentState
 from greenai.projections.experiment import apply as apply_experiment
 from greenai.projections.pareto import ParetoFront, pareto_front
+from greenai.services.dashboard.hypervolume import HypervolumeCurve
 from greenai.shared.eventstore_records import StoredEvent, Unreadable
 
 TAIL = 300  # latest events kept per experiment for the page's event tail
@@ -51,6 +52,7 @@ class ExperimentModel:
     results_seq: int = 0  # the last sequence that changed the Pareto fold's input
     episode_seq: dict[int, int] = field(default_factory=dict)  # episode -> the last sequence that touched it
     _front: ParetoFront | None = None
+    _curve: HypervolumeCurve = field(default_factory=HypervolumeCurve)
 
     @property
     def experiment_id(self) -> str:
@@ -61,6 +63,10 @@ class ExperimentModel:
         if self._front is None:
             self._front = pareto_front(self.results)
         return self._front
+
+    def hypervolume(self) -> list[dict[str, float | int]]:
+        """The hypervolume after each evaluated episode (`hypervolume.py`), kept between calls."""
+        return self._curve.update(self.front().candidates)
 
     def episode_of(self, env: Envelope) -> int | None:
         data = env.data

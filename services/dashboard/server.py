@@ -20,7 +20,16 @@ from starlette.exceptions import HTTPException
 from greenai.events import new_event
 from greenai.events.subjects import check_experiment_id
 from greenai.services.dashboard import views
-from greenai.services.dashboard.actions import Refused, ReviewForm, RunForm, parse, review_event, run_request
+from greenai.services.dashboard.actions import (
+    CancelForm,
+    Refused,
+    ReviewForm,
+    RunForm,
+    cancel_request,
+    parse,
+    review_event,
+    run_request,
+)
 from greenai.services.dashboard.feed import Feed
 from greenai.shared.config import Settings
 from greenai.shared.eventstore import ConcurrencyError, EventStore
@@ -34,6 +43,11 @@ CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 MAX_FORM_BYTES = 16 * 1024
+MAX_COMPARED = 8  # experiments on one compare chart
+HV_NOTE = (
+    "Accuracy up, decode latency and size down, the last two relative to the baseline; reference point: "
+    "accuracy 0 and twice the baseline's latency and size (the baseline alone is worth its accuracy)."
+)
 Delta = Callable[[int], tuple[str, dict[str, Any]] | None]
 Opener = Callable[[], Any]  # an async callable giving an EventStore
 READ_ONLY = (
@@ -63,16 +77,18 @@ def plotly_js() -> Path:
 
 
 def _page(title: str, kind: str, body: str, status: int = 200, **data: str) -> HTMLResponse:
-    """A page: the same shell for all, plotly.js (4.6 MB) only where a chart is drawn."""
+    """A page: the same shell for all, plotly.js (4.6 MB) and the chart scripts only where a chart is
+    drawn (before dashboard.js, which starts the page)."""
     attrs = " ".join(f'data-{k}="{escape(v)}"' for k, v in data.items())
-    plotly = '<script src="/static/plotly.min.js" defer></script>' if kind == "experiment" else ""
+    scripts = ("plotly.min.js", "charts.js", "actions.js") if kind in ("experiment", "compare") else ()
+    plotly = "".join(f'<script src="/static/{name}" defer></script>' for name in scripts)
     html = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)} · GreenAI</title>"
         '<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/dashboard.css">'
         f'{plotly}<script src="/static/dashboard.js" defer></script></head>'
         f'<body data-page="{kind}" {attrs}>'
-        '<nav><a href="/">Experiments</a> <a href="/agents">Agents</a>'
+        '<nav><a href="/">Experiments</a> <a href="/compare">Compare</a> <a href="/agents">Agents</a>'
         '<span id="conn" class="conn">connecting…</span></nav>'
         f"<main>{body}</main></body></html>\n"
     )
@@ -178,9 +194,11 @@ def create_app(
         )
         body = (
             f'<h1>Experiment <span id="exp-id">{escape(exp)}</span></h1>{"" if known else missing}'
-            '<section id="summary"></section><section id="review"></section>'
+            '<section id="summary"></section><section id="cancel"></section><section id="review"></section>'
             '<section><h2>Pareto front</h2><label>x <select id="axis-x"></select></label> '
             '<label>y <select id="axis-y"></select></label><div id="chart"></div><div id="card"></div></section>'
+            f'<section><h2>Hypervolume over episodes</h2><p class="note">{escape(HV_NOTE)}</p>'
+            '<div id="hv-chart"></div></section>'
             '<section><h2>Episodes</h2><table id="timeline"></table></section>'
             '<section><h2>Events</h2><label>type <select id="tail-filter"><option value="">all</option></select>'
             '</label><table id="tail"></table></section>'
@@ -249,6 +267,39 @@ def create_app(
 
         return await stream(request, snapshot, delta, AGENTS_REFRESH_S)
 
+    def compared_or_404(ids: list[str]) -> list[str]:
+        unique = list(dict.fromkeys(experiment_id_or_404(e) for e in ids))
+        if len(unique) > MAX_COMPARED:
+            raise HTTPException(400, f"{len(unique)} experiments: compare {MAX_COMPARED} at most")
+        return unique
+
+    @app.get("/compare", response_class=HTMLResponse)
+    async def compare_page(request: Request) -> HTMLResponse:
+        ids = compared_or_404(request.query_params.getlist("e"))
+        hint = (
+            ""
+            if len(ids) >= 2
+            else '<p id="compare-hint">Tick two or more experiments on the <a href="/">list</a>.</p>'
+        )
+        body = (
+            f'<h1>Compare</h1>{hint}<label>x <select id="axis-x"></select></label> '
+            '<label>y <select id="axis-y"></select></label><div id="chart"></div><table id="compared"></table>'
+        )
+        return _page("Compare", "compare", body, exps=",".join(ids))
+
+    @app.get("/api/stream/compare")
+    async def compare_stream(request: Request) -> Response:
+        ids = compared_or_404(request.query_params.getlist("e"))
+
+        def snapshot() -> dict[str, Any]:
+            return {"experiments": [views.compared(feed.read.get(x), x) for x in ids]}
+
+        def delta(since: int) -> tuple[str, dict[str, Any]] | None:
+            changed = any((m := feed.read.get(x)) is not None and m.last_seq > since for x in ids)
+            return ("snapshot", snapshot()) if changed else None
+
+        return await stream(request, snapshot, delta, KEEPALIVE_S)
+
     async def form_body(request: Request) -> object:
         """The JSON body of an action, or `Refused`: read-only, another site's page (Origin), not JSON
         (a cross-site HTML form cannot send JSON without the browser asking first), too large, malformed."""
@@ -305,5 +356,16 @@ def create_app(
             return refused(exc)
         await caught_up(stored.seq)
         return JSONResponse({"reviewed": f"{exp} episode {form.episode} proposal {form.proposal}"}, status_code=201)
+
+    @app.post("/api/experiments/{experiment_id}/cancel")
+    async def cancel(request: Request, experiment_id: str) -> JSONResponse:
+        exp = experiment_id_or_404(experiment_id)
+        try:
+            form = parse(CancelForm, await form_body(request))
+            stored = await actions["cli"].append(cancel_request(feed.read, exp, form))
+        except Refused as exc:
+            return refused(exc)
+        await caught_up(stored.seq)
+        return JSONResponse({"cancelled": exp}, status_code=201)
 
     return app

@@ -10,6 +10,7 @@ from greenai.events.results import EvaluateCompleted
 from greenai.projections.capabilities import GRACE
 from greenai.projections.experiment import EpisodeState
 from greenai.projections.pareto import Candidate
+from greenai.services.coordinator.cancellation import cancellation_reason
 from greenai.services.dashboard.readmodel import ExperimentModel, ReadModel, TailItem
 
 
@@ -23,7 +24,9 @@ def status_of(model: ExperimentModel) -> tuple[str, str]:
     if state.failed is not None:
         return "failed", state.failed.reason
     if state.completed is not None:
-        return "completed", state.completed.reason
+        return ("cancelled" if state.cancelled else "completed"), state.completed.reason
+    if state.cancelled is not None:  # the jobs it had requested are finishing; then it completes
+        return "cancelling", cancellation_reason(state)
     proposal = state.open_proposal()
     if proposal is not None and proposal[1] is None:
         return "waiting for review", ""
@@ -53,6 +56,7 @@ def summary(model: ExperimentModel) -> dict[str, Any]:
         "events": state.events,
         "last_seq": model.last_seq,
         "proposal": _waiting(model) if status == "waiting for review" else None,
+        "cancellable": status in ("running", "waiting for review"),
     }
 
 
@@ -65,6 +69,7 @@ def _waiting(model: ExperimentModel) -> dict[str, Any] | None:
     return {
         "episode": p.episode, "proposal": p.proposal, "action": p.action, "policy": p.policy,
         "rationale": p.rationale, "steps": [f"{s.kind} {s.method} {s.params or ''}".strip() for s in p.steps],
+        "step_objects": [s.model_dump() for s in p.steps],
     }  # fmt: skip
 
 
@@ -195,6 +200,7 @@ def experiment_snapshot(model: ExperimentModel | None) -> dict[str, Any]:
         "exists": True,
         "summary": summary(model),
         "points": points(model),
+        "hypervolume": model.hypervolume(),
         "episodes": [r for n in sorted(model.state.episodes) if (r := episode_row(model, n))],
         "tail": tail_items(list(model.tail)),
     }
@@ -206,10 +212,20 @@ def experiment_delta(model: ExperimentModel, since: int) -> dict[str, Any]:
     delta: dict[str, Any] = {"exists": True, "summary": summary(model)}
     if model.results_seq > since:
         delta["points"] = points(model)
+        delta["hypervolume"] = model.hypervolume()
     changed = sorted(n for n, seq in model.episode_seq.items() if seq > since)
     delta["episodes"] = [r for n in changed if (r := episode_row(model, n))]
     delta["tail"] = tail_items([t for t in model.tail if t.seq > since])
     return delta
+
+
+def compared(model: ExperimentModel | None, experiment_id: str) -> dict[str, Any]:
+    """One experiment of the compare page: what tells it apart in the legend, and its points."""
+    if model is None:
+        return {"id": experiment_id, "exists": False}
+    s = summary(model)
+    keep = ("status", "model", "dataset", "policy", "objective", "episodes_done", "best_accuracy")
+    return {"id": experiment_id, "exists": True, **{k: s[k] for k in keep}, "points": points(model)}
 
 
 def agents(read: ReadModel, now: datetime) -> list[dict[str, Any]]:

@@ -80,15 +80,30 @@ function runForm() {
 
 function experimentsPage() {
   const rows = new Map();
+  const chosen = new Set();  // ticked for the compare page; kept across redraws
   const table = document.getElementById("experiments");
-  const head = ["experiment", "status", "model", "target", "policy", "episodes", "best accuracy", "baseline",
-                "started", "reason"];
+  const compare = el("a", { id: "compare-link", href: "/compare" });
+  table.before(el("p", {}, compare));
+  const head = ["compare", "experiment", "status", "model", "target", "policy", "episodes", "best accuracy",
+                "baseline", "started", "reason"];
+  function linkCompare() {
+    compare.href = "/compare?" + [...chosen].map((id) => "e=" + encodeURIComponent(id)).join("&");
+    compare.textContent = chosen.size >= 2 ? `Compare the ${chosen.size} ticked experiments`
+                                           : "Tick two or more experiments to compare their fronts";
+  }
+  function tick(id) {
+    const box = el("input", { type: "checkbox", class: "pick", "aria-label": "compare " + id });
+    box.checked = chosen.has(id);
+    box.onchange = () => { if (box.checked) chosen.add(id); else chosen.delete(id); linkCompare(); };
+    return box;
+  }
   function draw() {
     const sorted = [...rows.values()].sort((a, b) => (b.started || "").localeCompare(a.started || ""));
     table.replaceChildren(el("tr", {}, ...head.map((h) => el("th", {}, h))));
+    linkCompare();
     for (const r of sorted) {
       table.append(el("tr", { class: "exp status-" + r.status.replace(/ /g, "-"), "data-id": r.id },
-        el("td", {}, el("a", { href: "/experiments/" + encodeURIComponent(r.id) }, r.id)),
+        el("td", {}, tick(r.id)), el("td", {}, el("a", { href: "/experiments/" + encodeURIComponent(r.id) }, r.id)),
         el("td", { class: "status" }, r.status), el("td", {}, r.model), el("td", {}, r.dataset),
         el("td", {}, r.policy), el("td", {}, `${r.episodes_done}/${r.episodes_planned}`),
         el("td", {}, fmt(r.best_accuracy)), el("td", {}, fmt(r.baseline_accuracy)), el("td", {}, when(r.started)),
@@ -124,9 +139,7 @@ function errorBars(points, axis) {
   return { visible: false };
 }
 
-function experimentPage() {
-  const exp = document.body.dataset.exp;
-  const state = { summary: null, points: [], episodes: new Map(), tail: [], reviewed: "" };
+function axisSelects(draw) {
   const ax = document.getElementById("axis-x");
   const ay = document.getElementById("axis-y");
   for (const [k, label] of Object.entries(AXES)) {
@@ -135,7 +148,14 @@ function experimentPage() {
   }
   ax.value = "latency_ms_per_token";
   ay.value = "accuracy";
-  ax.onchange = ay.onchange = drawChart;
+  ax.onchange = ay.onchange = () => draw();
+  return { ax, ay };
+}
+
+function experimentPage() {
+  const exp = document.body.dataset.exp;
+  const state = { summary: null, points: [], episodes: new Map(), tail: [], reviewed: "", cancelled: "" };
+  const { ax, ay } = axisSelects(drawChart);
   const filter = document.getElementById("tail-filter");
   filter.onchange = () => drawTail();
 
@@ -165,27 +185,27 @@ function experimentPage() {
       return;
     }
     const key = `${p.episode}/${p.proposal}`;
-    if (box.dataset.key === key) return;  // keep a comment being typed
+    if (box.dataset.key === key) return;  // keep a comment or steps being typed
     box.dataset.key = key;
-    const comment = el("input", { id: "review-comment", placeholder: "comment (optional)" });
-    const result = el("p", { id: "review-result", class: "reason" });
-    const buttons = document.body.dataset.actions === "1"
-      ? ["approve", "reject"].map((verdict) => {
-          const b = el("button", { id: "review-" + verdict, type: "button" }, verdict);
-          b.onclick = async () => {
-            result.textContent = "sending…";
-            const { ok, data } = await post(`/api/experiments/${encodeURIComponent(exp)}/review`,
-              { episode: p.episode, proposal: p.proposal, verdict, comment: comment.value });
-            if (ok) state.reviewed = `${verdict}d`;
-            result.textContent = ok ? state.reviewed : data.error || "refused";
-            if (ok) drawReview();  // the page may have heard of the review before this answer came
-          };
-          return b;
-        })
+    // the page may hear of the review before the answer comes: redraw once it has
+    const sent = (what) => { state.reviewed = what; drawReview(); };
+    const controls = document.body.dataset.actions === "1" ? reviewControls(exp, p, sent)
       : [el("span", { class: "readonly" }, "read-only: this dashboard cannot review")];
     box.replaceChildren(el("h2", {}, `Episode ${p.episode}: proposal ${p.proposal} waits for review`),
       el("p", {}, `${p.policy} proposes ${p.action === "end" ? "to end" : p.steps.join(" → ")}`),
-      el("p", { class: "rationale" }, p.rationale), comment, ...buttons, result);
+      el("p", { class: "rationale" }, p.rationale), ...controls);
+  }
+
+  function drawCancel() {
+    const box = document.getElementById("cancel");
+    if (!state.summary || !state.summary.cancellable || document.body.dataset.actions !== "1") {
+      delete box.dataset.shown;  // what this page sent last stays in view
+      box.replaceChildren(...(state.cancelled ? [el("p", { id: "cancel-result" }, state.cancelled)] : []));
+      return;
+    }
+    if (box.dataset.shown) return;  // keep a reason being typed
+    box.dataset.shown = "1";
+    box.replaceChildren(...cancelControls(exp, (what) => { state.cancelled = what; drawCancel(); }));
   }
 
   function drawChart() {
@@ -295,8 +315,10 @@ function experimentPage() {
     for (const e of d.episodes || []) state.episodes.set(e.episode, e);
     state.tail = state.tail.concat(d.tail || []).slice(-300);
     drawSummary();
+    drawCancel();
     drawReview();
     if (whole || d.points) drawChart();
+    if (d.hypervolume) drawHypervolume(d.hypervolume);
     drawTimeline(whole ? null : (d.episodes || []).map((e) => e.episode));
     drawTail(whole ? undefined : d.tail || []);
   }
@@ -325,5 +347,6 @@ function agentsPage() {
   connect("/api/stream/agents", { snapshot: (d) => draw(d.agents) });
 }
 
-const PAGES = { experiments: experimentsPage, experiment: experimentPage, agents: agentsPage };
+const PAGES = { experiments: experimentsPage, experiment: experimentPage, agents: agentsPage,
+                compare: () => comparePage() };
 (PAGES[document.body.dataset.page] || (() => {}))();
