@@ -134,9 +134,14 @@ class KeptProjection(Generic[F]):
         self.saved_seq = max(self.saved_seq, seq)
         return stored
 
-    async def close(self, timeout_s: float = 15.0) -> None:
-        """At stop: the last snapshot, so the next start folds only what comes after it."""
-        with contextlib.suppress(Exception):
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """At stop: the last snapshot, so the next start folds only what comes after it. Bounded: a
+        stop never waits long for a server that went away (the next start only folds a longer tail)."""
+
+        async def last() -> None:
             if self._saving is not None:
-                await asyncio.wait_for(asyncio.shield(self._saving), timeout_s)
-            await asyncio.wait_for(self.save(), timeout_s)
+                await self._saving
+            await self.save()
+
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(last(), timeout_s)
