@@ -203,3 +203,16 @@ async def test_only_the_coordinator_writes_snapshots(server: EmbeddedNats, auth:
     assert resumed.resumed_from == last and resumed.applied == 0
     await coordinator.close()
     await admin.close()
+
+
+async def test_a_stream_recreated_longer_than_before_is_refolded_from_its_start(log: EventStore) -> None:
+    """Sequences alone cannot tell (the new stream is past the old position); its creation time can."""
+    await append(log, experiment("a", 0.5))
+    kept = SkillsCache(log)
+    await kept.memory()
+    config = (await log.js.stream_info(log.stream)).config
+    await log.js.delete_stream(log.stream)
+    await log.js.add_stream(config)
+    await append(log, experiment("b", 0.3) + experiment("c", 0.2))
+    assert await kept.memory() == await full_fold(log)
+    assert kept.applied == len(experiment("b", 0.3)) * 2
