@@ -81,7 +81,7 @@ def dump_state(fold: SkillFold) -> bytes:
             for (fam, m, p), a in fold.acc.items()
         ],
     }  # fmt: skip
-    return to_json(state)
+    return to_json(state, inf_nan_mode="constants")  # a NaN stays a NaN (the default writes null)
 
 
 def load_state(raw: bytes) -> SkillFold:
