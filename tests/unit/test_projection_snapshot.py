@@ -216,3 +216,24 @@ async def test_a_stream_recreated_longer_than_before_is_refolded_from_its_start(
     await append(log, experiment("b", 0.3) + experiment("c", 0.2))
     assert await kept.memory() == await full_fold(log)
     assert kept.applied == len(experiment("b", 0.3)) * 2
+
+
+def test_the_fold_resumed_from_its_state_at_any_point_ends_where_the_whole_fold_ends() -> None:
+    """Including results that came before their baseline (kept pending) and failures already counted."""
+    from tests import factories as f
+
+    early = [f.run("p"), f.spec("p"), f.decided("p", 1, params={"bits": 4}), f.step_requested("p", 1)]
+    early += [f.evaluated("p", 1, 0.4, 9.0, 10.0, 100), f.evaluated("p", 0, 0.8, 20.0, 100.0, 4000)]
+    log = experiment("a", 0.5) + early + experiment("b", 0.3) + [f.failed("b", "b-ep2-s0-quantize", 2)]
+    whole = SKILLS.make()
+    for env in log:
+        SKILLS.apply(whole, env)
+    for cut in range(len(log) + 1):
+        head = SKILLS.make()
+        for env in log[:cut]:
+            SKILLS.apply(head, env)
+        resumed = SKILLS.load(SKILLS.dump(head))
+        assert vars(resumed) == vars(head)
+        for env in log[cut:]:
+            SKILLS.apply(resumed, env)
+        assert vars(resumed) == vars(whole) and resumed.memory() == whole.memory()
