@@ -10,10 +10,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from greenai.cli.energy_report import EnergyAxis, print_front
 from greenai.cli.log_access import existing_bus, on_history
 from greenai.cli.options import DataDir, NatsUrl, WorkDir, console, settings_or_exit
-from greenai.cli.render import describe, front_table
+from greenai.cli.render import describe
 from greenai.events.subjects import experiment_filter
+from greenai.projections.break_even import break_even
 from greenai.projections.experiment import fold_experiment
 from greenai.projections.pareto import pareto_front
 from greenai.projections.skills import skill_memory
@@ -60,6 +62,7 @@ def replay(
     data_dir: DataDir = None,
     work_dir: WorkDir = None,
     nats_url: NatsUrl = None,
+    energy_axis: EnergyAxis = False,
 ) -> None:
     """Rebuild an experiment's folder (front, results, skill memory) from the log alone."""
     settings = settings_or_exit(data_dir, work_dir, nats_url)
@@ -69,7 +72,7 @@ def replay(
         folder = write_experiment_folder(settings.experiments_dir, experiment, history.envelopes, skills)
         for bad in history.unreadable:
             console.print(f"[yellow]skipped unreadable message {bad.seq} on {bad.subject}: {bad.reason}[/yellow]")
-        console.print(front_table(pareto_front(history.envelopes)))
+        print_front(history.envelopes, energy_axis)
         console.print(f"{len(history.events)} events replayed into {folder}")
         return 0
 
@@ -82,6 +85,7 @@ def analyze(
     data_dir: DataDir = None,
     work_dir: WorkDir = None,
     nats_url: NatsUrl = None,
+    energy_axis: EnergyAxis = False,
 ) -> None:
     """Report on an experiment from the log: the front (summary), every event (detailed), or JSON."""
     if fmt not in ("summary", "detailed", "json"):
@@ -90,11 +94,16 @@ def analyze(
 
     async def report(history: History, _: EventStore) -> int:
         events = history.envelopes
-        state, front = fold_experiment(experiment, events), pareto_front(events)
+        state, front = fold_experiment(experiment, events), pareto_front(events, True if energy_axis else None)
         if fmt == "json":
+            keys = {(c.experiment_id, c.episode) for c in front.front if c.episode != 0}
             print(
                 json.dumps(
-                    {"summary": summary(state, front), "pareto": front.model_dump(mode="json")},
+                    {
+                        "summary": summary(state, front),
+                        "pareto": front.model_dump(mode="json"),
+                        "break_even": [r.model_dump(mode="json") for r in break_even(events, keys)],
+                    },
                     indent=2,
                     sort_keys=True,
                 )
@@ -119,7 +128,7 @@ def analyze(
                 f"{r.size_bytes / 2**20:.1f}" if r else "-",
             )  # fmt: skip
         console.print(table)
-        console.print(front_table(front))
+        print_front(events, energy_axis)
         if fmt == "detailed":
             for stored in history.events:
                 env = stored.envelope

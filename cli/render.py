@@ -81,7 +81,11 @@ def describe(env: Envelope) -> str:
 
 
 def front_table(front: ParetoFront) -> Table:
-    table = Table(title="Pareto front (accuracy up; latency, memory, size, energy down)")
+    energy = "energy_j" in front.objectives  # an axis only where a counter measured it, or forced
+    table = Table(
+        title="Pareto front (accuracy up; latency, memory, size" + (", energy" if energy else "") + " down)",
+        caption=None if energy else "energy is no axis: no hardware counter measured it (--energy-axis forces it)",
+    )
     for col in (
         "episode",
         "method",
@@ -91,7 +95,7 @@ def front_table(front: ParetoFront) -> Table:
         "peak MiB",
         "size MiB",
         "ratio",
-        "energy J",
+        *(["energy J"] if energy else []),
     ):
         table.add_column(col)
     secondary = sorted({task for c in front.front for task in c.secondary})
@@ -107,7 +111,7 @@ def front_table(front: ParetoFront) -> Table:
             f"{c.peak_rss_mb:.0f}",
             f"{c.size_bytes / 2**20:.1f}",
             f"{c.compression_ratio:.2f}x" if c.compression_ratio else "-",
-            f"{c.energy_j:.1f} ({c.energy_mode[:3]}.)",
+            *([f"{c.energy_j:.1f}" + ("" if c.energy_mode == "measured" else f" ({c.energy_mode})")] if energy else []),
             *[f"{c.secondary[t]:.3g}" if t in c.secondary else "-" for t in secondary],
         )
     return table

@@ -14,14 +14,13 @@ import typer
 from pydantic import TypeAdapter, ValidationError
 
 from greenai.cli.agents import AGENTS, spawn_agent, stop_all
+from greenai.cli.energy_report import EnergyAxis, print_front
 from greenai.cli.follow import connection_status, follow
 from greenai.cli.options import DataDir, NatsUrl, WorkDir, console, settings_or_exit
-from greenai.cli.render import front_table
 from greenai.cli.staging import stage_benchmark, stage_model
 from greenai.events import new_event
 from greenai.events.experiment import RunRequested, Step
 from greenai.events.subjects import check_experiment_id
-from greenai.projections.pareto import pareto_front
 from greenai.projections.skills import skill_memory
 from greenai.shared.bus import Bus, ensure_log, ensure_nats, open_store
 from greenai.shared.config import Settings
@@ -110,6 +109,7 @@ def run(
     data_dir: DataDir = None,
     work_dir: WorkDir = None,
     nats_url: NatsUrl = None,
+    energy_axis: EnergyAxis = False,
 ) -> None:
     """Request an experiment, follow it episode by episode, then show the Pareto front."""
     settings = settings_or_exit(data_dir, work_dir, nats_url)
@@ -153,7 +153,7 @@ def run(
             log_dir = settings.work_dir / "logs"
             procs = {a: spawn_agent(a, settings, bus.url, log_dir) for a in AGENTS}
             console.print(f"agents started ({', '.join(AGENTS)}); logs in {log_dir}")
-        code = asyncio.run(_run(settings, bus, experiment_id, request, procs))
+        code = asyncio.run(_run(settings, bus, experiment_id, request, procs, energy_axis))
     except NatsUnavailable as exc:
         console.print(f"[red]{exc}[/red]")
         code = 1
@@ -164,7 +164,12 @@ def run(
 
 
 async def _run(
-    settings: Settings, bus: Bus, experiment_id: str, request: RunRequested, procs: dict[str, subprocess.Popen[bytes]]
+    settings: Settings,
+    bus: Bus,
+    experiment_id: str,
+    request: RunRequested,
+    procs: dict[str, subprocess.Popen[bytes]],
+    energy_axis: bool = False,
 ) -> int:
     store = await open_store(settings, bus.url, "cli", "cli")
     store.watch.on_change(connection_status)
@@ -180,7 +185,7 @@ async def _run(
         history = await store.read(experiment_id)
         skills = skill_memory([e.envelope async for e in store.read_everything()])
         folder = write_experiment_folder(settings.experiments_dir, experiment_id, history.envelopes, skills)
-        console.print(front_table(pareto_front(history.envelopes)))
+        print_front(history.envelopes, energy_axis)
         console.print(f"experiment folder: {folder}")
         return 0 if outcome == "completed" else 1
     finally:

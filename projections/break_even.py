@@ -62,7 +62,9 @@ class BreakEven(BaseModel):
     saved_j_per_1k: float | None
     tokens: float | None  # pays back after this many generated tokens; None: never, or unknown (see mode/note)
     pays_back: bool | None  # None: unknown
-    mode: str  # measured, estimated or unknown
+    mode: str  # measured, estimated or unknown: of the whole row
+    spent_mode: str = "unknown"  # of the spent figure alone
+    per_token_mode: str = "unknown"  # of the per-token figures (baseline's and candidate's) alone
     note: str = ""
 
 
@@ -111,9 +113,10 @@ def _row(exp: str, n: int, ep: _Episode, base: EvaluateCompleted | None) -> Brea
         notes.append("baseline's energy per token not recorded")
     if cand_j is None:
         notes.append("candidate's energy per token not recorded")
-    mode = combined_mode(
-        [*(s.energy for s in done), base.latency.energy if base else None, result.latency.energy if result else None]
-    )
+    spent_mode = combined_mode(s.energy for s in done) if spent is not None else "unknown"
+    per_token = [base.latency.energy if base else None, result.latency.energy if result else None]
+    per_token_mode = combined_mode(per_token)
+    mode = combined_mode([*(s.energy for s in done), *per_token])
     saved = base_j - cand_j if base_j is not None and cand_j is not None else None
     tokens = None
     if spent is not None and base_j is not None and cand_j is not None:
@@ -125,7 +128,7 @@ def _row(exp: str, n: int, ep: _Episode, base: EvaluateCompleted | None) -> Brea
         experiment_id=exp, episode=n, pipeline=pipeline, steps=len(done), spent_j=spent,
         baseline_j_per_1k=base_j, candidate_j_per_1k=cand_j, saved_j_per_1k=saved, tokens=tokens,
         pays_back=(tokens is not None) if known else None, mode="unknown" if not known else mode,
-        note="; ".join(notes),
+        spent_mode=spent_mode, per_token_mode=per_token_mode, note="; ".join(notes),
     )  # fmt: skip
 
 

@@ -132,3 +132,32 @@ def test_no_baseline_energy_is_unknown() -> None:
 def test_the_fold_is_pure() -> None:
     events = log()
     assert [r.model_dump() for r in break_even(events)] == [r.model_dump() for r in break_even(list(events))]
+
+
+def rendered(table: object) -> str:
+    from rich.console import Console
+
+    console = Console(record=True, width=250)
+    console.print(table)
+    return console.export_text()
+
+
+def test_the_table_says_estimated_next_to_every_estimated_figure() -> None:
+    from greenai.cli.energy_report import break_even_table, tokens_text
+
+    text = rendered(break_even_table(break_even(log())))
+    assert "1,200.0 J (estimated)" in text and "500.0 J (estimated)" in text
+    assert "after 6.7 k tokens (estimated)" in text
+    assert "never" in text and "unknown" in text
+    assert (tokens_text(999), tokens_text(6666.7), tokens_text(2.5e6)) == ("999 tokens", "6.7 k tokens", "2.5 M tokens")
+
+
+def test_the_front_hides_an_estimated_energy_column_unless_forced() -> None:
+    from greenai.cli.render import front_table
+    from greenai.projections.pareto import pareto_front
+
+    events = log()
+    assert "energy J" not in rendered(front_table(pareto_front(events)))
+    assert "no hardware counter measured it" in rendered(front_table(pareto_front(events)))
+    forced = rendered(front_table(pareto_front(events, energy_axis=True)))
+    assert "energy J" in forced and "300.0 (estimated)" in forced
