@@ -133,10 +133,10 @@ def create_app(
     async def not_found(request: Request, exc: HTTPException) -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-        body = (
-            f'<h1>Not found</h1><p class="notfound">{escape(str(exc.detail))}</p><p><a href="/">All experiments</a></p>'
-        )
-        return _page("Not found", "notfound", body, status=exc.status_code)
+        title = "Not found" if exc.status_code == 404 else "Refused"
+        body = f'<h1>{title}</h1><p class="notfound">{escape(str(exc.detail))}</p>'
+        body += '<p><a href="/">All experiments</a></p>'
+        return _page(title, "notfound", body, status=exc.status_code)
 
     async def stream(request: Request, snapshot: Callable[[], dict[str, Any]], delta: Delta, every: float) -> Response:
         async def events() -> AsyncIterator[str]:
