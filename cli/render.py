@@ -50,6 +50,7 @@ def describe(env: Envelope) -> str:
         return (
             f"{d.TYPE.split('.')[0]} done: episode {d.episode} step {d.step + 1}, {d.artifact.bytes / 2**20:.1f} MiB, "
             f"{d.bits_per_weight} bits/weight, {d.wall_s:.1f} s, peak {d.peak_rss_mb:.0f} MiB"
+            + (f", {d.energy.joules:.1f} J ({d.energy.mode})" if d.energy is not None else "")
             + (f"; {extra}" if extra else "")
         )
     if isinstance(d, EvaluateRequested):

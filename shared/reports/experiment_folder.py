@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from greenai.events import Envelope
+from greenai.projections.break_even import break_even
 from greenai.projections.experiment import ExperimentState, fold_experiment
 from greenai.projections.pareto import ParetoFront, pareto_front
 from greenai.projections.skills import SkillMemory
@@ -70,6 +71,8 @@ def write_experiment_folder(
     folder = root / experiment_id
     _write(folder / "model_spec.json", _m(state.spec))
     _write(folder / "pareto_frontier.json", front)
+    keys = {(c.experiment_id, c.episode) for c in front.front if c.episode != 0}
+    _write(folder / "break_even.json", [r.model_dump(mode="json") for r in break_even(events, keys)])
     _write(folder / "final_results.json", summary(state, front))
     for n, ep in sorted(state.episodes.items()):
         _write(
