@@ -164,6 +164,16 @@ def _step_rows(model: ExperimentModel, ep: EpisodeState) -> list[dict[str, Any]]
     return rows
 
 
+def _episode_status(model: ExperimentModel, ep: EpisodeState) -> str:
+    """The fold's status; an episode a cancellation stopped between its jobs says so."""
+    if ep.decision.action == "end":
+        return "end"
+    running = any(i not in ep.completed for i in ep.requests) or (ep.evaluate_request and not ep.evaluated)
+    if model.state.cancelled is not None and not ep.finished and not running:
+        return "cancelled"
+    return ep.status
+
+
 def episode_row(model: ExperimentModel, number: int) -> dict[str, Any] | None:
     """One episode of the timeline: its decision (with the rationale and the LLM's cost), its steps and
     where each ran, and the failure's reason."""
@@ -176,7 +186,7 @@ def episode_row(model: ExperimentModel, number: int) -> dict[str, Any] | None:
     return {
         "episode": number,
         "action": ep.decision.action,
-        "status": ep.status if ep.decision.action != "end" else "end",
+        "status": _episode_status(model, ep),
         "policy": ep.decision.policy,
         "rationale": ep.decision.rationale,
         "decided_at": ep.decision_event.time.isoformat(),

@@ -3,6 +3,8 @@ say, what the forms accept (with the CLI's words for what they refuse), and the 
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from greenai.events import Envelope, new_event
@@ -11,7 +13,7 @@ from greenai.events.experiment import DecisionProposed, ExperimentCompleted, Ste
 from greenai.projections.pareto import Candidate, hypervolume, pareto_front
 from greenai.services.dashboard import views
 from greenai.services.dashboard.actions import CancelForm, Refused, ReviewForm, cancel_request, parse, review_event
-from greenai.services.dashboard.hypervolume import REFERENCE, HypervolumeCurve
+from greenai.services.dashboard.hypervolume import REFERENCE, HypervolumeCurve, volume
 from greenai.services.dashboard.readmodel import ReadModel
 from greenai.shared.eventstore_records import StoredEvent
 from tests import factories as f
@@ -46,8 +48,11 @@ def test_a_cancelled_experiment_shows_cancelling_then_cancelled() -> None:
     read.apply(StoredEvent(20, cancelled()))
     s = views.summary(model)
     assert (s["status"], s["reason"], s["cancellable"]) == ("cancelling", "cancelled by ann: enough", False)
+    assert views.episode_row(model, 1)["status"] == "step 1/1 running"  # its job finishes
+    read.apply(StoredEvent(21, f.step_completed("e", 1)))
+    assert views.episode_row(model, 1)["status"] == "cancelled"  # no evaluation will be requested
     done = ExperimentCompleted(reason="cancelled by ann: enough", episodes_run=1)
-    read.apply(StoredEvent(21, new_event("e", done, producer="c")))
+    read.apply(StoredEvent(22, new_event("e", done, producer="c")))
     assert views.status_of(model) == ("cancelled", "cancelled by ann: enough")
 
 
@@ -159,6 +164,14 @@ def test_the_kept_curve_equals_a_fresh_one_after_every_change_and_recomputes_onl
     assert kept.update(cands) == HypervolumeCurve().update(cands)
     assert kept.fronts[:20] == fronts_before[:20] and kept.fronts[20] != fronts_before[20]
     assert HypervolumeCurve().update(cands[1:]) == []  # no baseline yet: no curve
+
+
+def test_the_sweep_gives_the_general_hypervolume() -> None:
+    rng = random.Random(7)
+    for n in (1, 2, 5, 12, 30):  # ties in the last coordinate on purpose
+        pts = [(rng.uniform(0, 1.2), rng.uniform(0, 2.5), rng.choice((0.5, 1.0, rng.random() * 2.5))) for _ in range(n)]
+        assert volume(pts) == pytest.approx(hypervolume(list[tuple[float, ...]](pts), REFERENCE), abs=1e-12), pts
+    assert volume([]) == 0.0 and volume([(1.0, 0.0, 0.0), (0.0, 2.0, 0.0)]) == 0.0  # on the reference: nothing
 
 
 def test_the_snapshot_and_a_delta_carry_the_curve() -> None:
