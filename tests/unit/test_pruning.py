@@ -157,3 +157,17 @@ def test_bad_pruning_settings_are_job_errors(tiny_model_dir: Path, data_dir: Pat
         )
     with pytest.raises(JobError, match="unknown pruning method"):
         get_method("lottery")
+
+
+def test_the_child_contract_is_typed_and_a_mismatched_config_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import dataclasses
+    import pickle
+
+    job = PruneJob.parse(
+        "magnitude", {"sparsity": 0.5}, str(tiny_model_dir), str(tmp_path / "o"), None, 2, 32, 0, "cpu"
+    )
+    assert pickle.loads(pickle.dumps(job)) == job  # what crosses to the spawned child
+    forged = dataclasses.replace(job, method="layer_drop")  # another method's config
+    with pytest.raises(JobError, match="carries a") as refused:
+        prune_to_folder(forged)
+    assert refused.value.reason == "invalid" and not (tmp_path / "o").exists()

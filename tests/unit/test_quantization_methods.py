@@ -90,3 +90,18 @@ def test_every_method_declares_what_it_needs() -> None:
     with pytest.raises(JobError, match="needs a CUDA GPU") as info:
         cuda_only().check_hardware("cpu")
     assert info.value.reason == "unsupported"
+
+
+def test_the_child_contract_is_typed_and_a_mismatched_config_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import dataclasses
+    import pickle
+
+    job = QuantizeJob.parse("bnb_int8", {}, str(tiny_model_dir), str(tmp_path / "o"), None, 2, 32, 0, "cpu")
+    assert pickle.loads(pickle.dumps(job)) == job  # what crosses to the spawned child
+    with pytest.raises(JobError, match="invalid parameters") as bad:
+        QuantizeJob.parse("torchao_int8", {"scheme": "int3"}, "s", "t", None, 2, 32, 0, "cpu")
+    assert bad.value.reason == "invalid"
+    forged = dataclasses.replace(job, method="torchao_int8")  # another method's config
+    with pytest.raises(JobError, match="carries a") as refused:
+        quantize_to_folder(forged)
+    assert refused.value.reason == "invalid" and not (tmp_path / "o").exists()
