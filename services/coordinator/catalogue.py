@@ -59,20 +59,26 @@ async def _read_into(
             await sub.unsubscribe()
 
 
-def window(catalogue: Catalogue) -> timedelta:
-    """How far back a live instance's latest announcement can lie, judged by the longest interval seen."""
-    longest = max(s.announced.interval_s for s in catalogue.instances.values())
-    return timedelta(seconds=(GRACE + 1) * longest)
+def window(catalogue: Catalogue, now: datetime) -> timedelta | None:
+    """How far back a live instance's latest announcement can lie, judged by the longest interval among
+    the roles' newest announcements that are still live; None when none is (the others are older still)."""
+    live = [
+        s.announced.interval_s
+        for s in catalogue.instances.values()
+        if now - s.at <= timedelta(seconds=GRACE * s.announced.interval_s)
+    ]
+    return timedelta(seconds=(GRACE + 1) * max(live)) if live else None
 
 
 async def read_catalogue(store: EventStore, timeout_s: float = 10.0, now: datetime | None = None) -> Catalogue:
     """Every instance's latest announcement within the liveness window (and each role's newest)."""
     newest = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT)
     catalogue = await _read_into(Catalogue(), store, newest, timeout_s)
-    if not catalogue.instances:
+    now = now or datetime.now(UTC)
+    back = window(catalogue, now)
+    if back is None:
         return catalogue
-    since = (now or datetime.now(UTC)) - window(catalogue)
-    recent = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_TIME, opt_start_time=since)
+    recent = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_TIME, opt_start_time=now - back)
     return await _read_into(catalogue, store, recent, timeout_s)
 
 

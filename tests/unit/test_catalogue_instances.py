@@ -13,7 +13,7 @@ from greenai.events import Envelope, new_event
 from greenai.events.capabilities import AgentAnnounced, Hardware, MethodOffer, Requirements, agents_experiment
 from greenai.events.experiment import Step
 from greenai.projections.capabilities import fold_catalogue
-from greenai.services.coordinator.catalogue import read_catalogue
+from greenai.services.coordinator.catalogue import read_catalogue, window
 from greenai.services.coordinator.feasibility import infeasible
 from greenai.shared.auth import AuthFiles, client_options
 from greenai.shared.eventstore import EventStore, PermissionDenied
@@ -66,6 +66,14 @@ def test_a_role_cannot_shadow_another_roles_instance() -> None:
     catalogue = fold_catalogue([real, forged])
     assert catalogue.instances["quantization@gpu"].announced.agent == "quantization"
     assert [m.name for m in catalogue.live(forged.time).methods] == ["marlin", "rtn"]
+
+
+def test_the_window_read_back_covers_live_instances_only() -> None:
+    now = datetime.now(UTC)
+    slow = announce("quantization@slow", CPU, [BOTH], at=now - timedelta(hours=2))  # interval 5 s: long dead
+    assert window(fold_catalogue([slow]), now) is None  # no role is live: nothing older can be
+    live = announce("quantization@gpu", GPU, [BOTH], at=now - timedelta(seconds=2))
+    assert window(fold_catalogue([slow, live]), now) == timedelta(seconds=20)  # (GRACE + 1) beats of 5 s
 
 
 async def test_the_coordinator_reads_every_live_instance_not_only_each_roles_newest(
