@@ -8,6 +8,18 @@ import sys
 import structlog
 
 
+class CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the time of the write. structlog's PrintLogger keeps the file it
+    was given: a stream replaced and closed later (typer's CliRunner, pytest's capture) would make every
+    later log line raise."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(fmt: str = "json", level: str = "info") -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
@@ -22,7 +34,7 @@ def configure_logging(fmt: str = "json", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 
