@@ -83,6 +83,16 @@ def test_compression_quality_bench_smoke(tiny_model_dir: Path, data_dir: Path, t
 
 
 @pytest.mark.slow
+def test_mixed_precision_bench_smoke(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    before = (REPO / "bench" / "RESULTS.md").read_text()
+    result = run_bench("mixed_precision.py", *on_tiny_model(tiny_model_dir, data_dir, tmp_path), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "FAILED" not in result.stdout, result.stdout[-3000:]
+    assert "| float32 |" in result.stdout and "| mixed knapsack 4.5 bits from {2,4,8} | 4.50 |" in result.stdout
+    assert (REPO / "bench" / "RESULTS.md").read_text() == before  # a smoke run records nothing
+
+
+@pytest.mark.slow
 def test_faults_bench_smoke(data_dir: Path) -> None:
     # one scenario with its own limit of 420 s (agents started, one killed, the run recovers)
     result = run_bench("faults.py", "--data-dir", str(data_dir), timeout=600)
