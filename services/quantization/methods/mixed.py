@@ -47,6 +47,9 @@ class MixedConfig(MethodConfig):
     strategy: Literal["knapsack", "autoscheme"] = Field(
         default="knapsack", description="knapsack: Fisher sensitivity + greedy knapsack; autoscheme: auto-round's"
     )
+    sensitivity_samples: int = Field(
+        default=32, ge=1, le=512, description="Calibration samples scored (the cost grows with their tokens)"
+    )
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -92,6 +95,7 @@ class MixedPrecisionMethod(QuantizationMethod):
 
         if not ctx.calibration:
             raise JobError("mixed needs calibration text to measure each layer's sensitivity", "invalid")
+        texts = list(ctx.calibration[: config.sensitivity_samples])
         tokenizer = AutoTokenizer.from_pretrained(ctx.source)
         model = AutoModelForCausalLM.from_pretrained(ctx.source, dtype=torch.float32)
         # read before AutoRound swaps the layers for its own
@@ -99,22 +103,22 @@ class MixedPrecisionMethod(QuantizationMethod):
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="greenai-mixed-") as tmp:
             calibration_file = Path(tmp) / "calibration.json"  # auto-round reads a local file, never the hub
-            calibration_file.write_text(json.dumps(list(ctx.calibration)))
-            seqlen = min(512, min(len(tokenizer(t).input_ids) for t in ctx.calibration))
+            calibration_file.write_text(json.dumps(texts))
+            seqlen = min(512, min(len(tokenizer(t).input_ids) for t in texts))
             common = {
-                "iters": 0, "nsamples": len(ctx.calibration), "seqlen": seqlen, "dataset": str(calibration_file),
+                "iters": 0, "nsamples": len(texts), "seqlen": seqlen, "dataset": str(calibration_file),
                 "seed": ctx.seed, "device_map": ctx.device, "disable_opt_rtn": True, "enable_torch_compile": False,
             }  # fmt: skip
             metrics: Metrics = {"strategy": config.strategy, "avg_bits_target": config.avg_bits}
             if config.strategy == "knapsack":
-                layer_config, estimate = self._knapsack(model, tokenizer, config, ctx, sizes)
+                layer_config, estimate = self._knapsack(model, tokenizer, config, texts, sizes)
                 metrics["estimated_loss_increase"] = round(estimate, 6)
                 rounder = _autoround()(
                     model, tokenizer, bits=config.widths[0], group_size=config.group_size, sym=True,
                     layer_config=layer_config, **common,
                 )  # fmt: skip
             else:
-                rounder = _autoround()(model, tokenizer, scheme=_autoscheme(config, len(ctx.calibration), seqlen,
+                rounder = _autoround()(model, tokenizer, scheme=_autoscheme(config, len(texts), seqlen,
                                        calibration_file, ctx.device), **common)  # fmt: skip
             rounder.post_init()  # AutoScheme chooses the widths here (outside inference mode: it needs autograd)
             metrics["selection_s"] = round(time.perf_counter() - started, 2)
@@ -133,12 +137,11 @@ class MixedPrecisionMethod(QuantizationMethod):
         return metrics
 
     def _knapsack(
-        self, model: Any, tokenizer: Any, config: MixedConfig, ctx: QuantizeContext, sizes: dict[str, int]
+        self, model: Any, tokenizer: Any, config: MixedConfig, texts: list[str], sizes: dict[str, int]
     ) -> tuple[dict[str, dict[str, Any]], float]:
         from greenai.services.quantization.methods.sensitivity import measure_sensitivity
 
-        assert ctx.calibration
-        scores = measure_sensitivity(model, tokenizer, ctx.calibration, config.widths, config.group_size)
+        scores = measure_sensitivity(model, tokenizer, texts, config.widths, config.group_size)
         chosen = assign_bits(sizes, scores, config.avg_bits)
         estimate = sum(scores[name][b] for name, b in chosen.items())
         layer_config = {name: {"bits": b, "group_size": config.group_size, "sym": True} for name, b in chosen.items()}
