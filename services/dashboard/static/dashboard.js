@@ -224,7 +224,10 @@ function experimentPage() {
                           `<br>accuracy ${fmt(p.accuracy)} [${fmt(p.ci_low)}, ${fmt(p.ci_high)}] n=${p.n}`),
       hovertemplate: "%{text}<extra></extra>",
     }));
-    const layout = { xaxis: { title: { text: AXES[x] } }, yaxis: { title: { text: AXES[y] } }, height: 460,
+    // energy says how it was obtained: an estimate (no RAPL/NVML counter) is labelled so on its axis
+    const estimated = state.points.some((p) => p.energy_mode !== "measured");
+    const title = (a) => AXES[a] + (a === "energy_j" && estimated ? ", estimated (no hardware counter)" : "");
+    const layout = { xaxis: { title: { text: title(x) } }, yaxis: { title: { text: title(y) } }, height: 460,
                      margin: { t: 20 }, legend: { orientation: "h" } };
     const chart = document.getElementById("chart");
     chart.dataset.points = String(state.points.length);
