@@ -132,3 +132,17 @@ def test_an_old_evaluation_reads_as_v3_and_bad_energy_is_refused() -> None:
             {"prefill_ms_per_token": 1, "decode_ms_per_token": 1, "decode_tokens_per_s": 1, "device": "cpu",
              "energy": {"joules": 1, "mode": "estimated", "detail": "", "watts": 5}}
         )  # fmt: skip
+
+
+def test_a_step_completion_carries_its_childs_energy() -> None:
+    from greenai.events.results import QuantizeCompleted
+    from greenai.shared.artifacts import StepOutput, Written, step_completed
+    from greenai.shared.jobs import Measured
+
+    job = f.step_requested("e", 1).data
+    out = StepOutput(Written(bytes=10, weight_bytes=8, sha256="0" * 64), {"bits": 4})
+    reading = en.EnergyReading(joules=12.5, mode="estimated", detail="d", seconds=3.0)
+    done = step_completed(QuantizeCompleted, job, f.artifact("x"), Measured(out, 3.0, 1.0, reading), 16)  # type: ignore[arg-type]
+    assert done.energy == Energy(joules=12.5, mode="estimated", detail="d", seconds=3.0)
+    unmeasured = step_completed(QuantizeCompleted, job, f.artifact("x"), Measured(out, 3.0, 1.0), 16)  # type: ignore[arg-type]
+    assert unmeasured.energy is None  # not measured is not zero
