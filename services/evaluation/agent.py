@@ -68,8 +68,9 @@ class EvaluationAgent(UsesArtifacts):
         cache = self.settings.cache_dir / "evaluations" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
         if cache.is_file():
             cached = EvaluateCompleted.model_validate_json(cache.read_text())
-            update = {"job_id": job.job_id, "episode": job.episode, "cached": True, "purpose": job.purpose}
-            return [cached.model_copy(update=update)]
+            if cached.latency.energy is not None:  # one from before v3 lacks energy per token: measure again
+                update = {"job_id": job.job_id, "episode": job.episode, "cached": True, "purpose": job.purpose}
+                return [cached.model_copy(update=update)]
         measured = await run_in_child(
             evaluate_folder,
             str(folder),
