@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from greenai.events import decode
-from greenai.events.results import Energy, Latency
+from greenai.events.results import Energy, EvaluateCompleted, Latency, StepCompleted
 from greenai.shared import energy as en
 from greenai.shared.jobs import run_in_child
 from tests import factories as f
@@ -105,7 +105,7 @@ def test_a_job_child_reports_its_energy_with_the_agents_constants() -> None:
 
 def test_an_old_step_completion_reads_as_v3_with_energy_not_recorded() -> None:
     raw = json.loads(f.quantized("e", 1).encode())
-    assert raw["version"] == 3
+    assert raw["version"] == StepCompleted.VERSION == 3
     raw["version"] = 2
     del raw["data"]["energy"]
     assert decode(json.dumps(raw)).data.energy is None  # type: ignore[attr-defined]
@@ -119,10 +119,10 @@ def test_an_old_step_completion_reads_as_v3_with_energy_not_recorded() -> None:
 
 def test_an_old_evaluation_reads_as_v3_and_bad_energy_is_refused() -> None:
     raw = json.loads(f.evaluated("e", 1, 0.5, 10, 10, 10).encode())
-    assert raw["version"] == 3
+    assert raw["version"] == EvaluateCompleted.VERSION
     raw["version"] = 2
     env = decode(json.dumps(raw))
-    assert env.version == 3 and env.data.latency.energy is None  # type: ignore[attr-defined]
+    assert env.version == EvaluateCompleted.VERSION and env.data.latency.energy is None  # type: ignore[attr-defined]
     with pytest.raises(ValidationError):
         Energy(joules=1.0, mode="estimated", detail="", seconds=-1.0)
     with pytest.raises(ValidationError):
