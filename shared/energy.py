@@ -7,7 +7,8 @@ always codecarbon's RAM figure (5 W a DIMM, at least two) times the wall time.
 
 Why not a codecarbon tracker per job: starting one took 3.5 s on a quiet moment here (~9 s loaded),
 3.3 s of it its look-up of the CPU in its TDP table — more than many jobs. The constants are looked up
-once per process (`power_model`) and handed to each job's child (`use_power_model`). Without counters
+once per machine (`power_model`, kept in ~/.cache/greenai; a reading then costs 0.1 ms) and handed to
+each job's child (`use_power_model`). Without counters
 the estimate is what codecarbon's process-mode tracker computes: TDP / logical CPUs for every busy
 CPU-second of the process and its children, plus its RAM power for the wall time. Every job and
 evaluation uses this one estimator, so figures on both sides of a comparison are alike.
