@@ -13,9 +13,11 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.resources
+import json
 import os
 import re
 import shutil
+import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -196,9 +198,49 @@ def folder_bytes(folder: str | Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
+MAX_SAFETENSORS_HEADER = 100 * 2**20  # safetensors' own limit; a larger header is not a checkpoint
+
+
+def safetensors_header(file: str | Path) -> dict[str, Any]:
+    """A safetensors file's header (tensor name -> dtype, shape, offsets; `__metadata__`), read without
+    loading any tensor. A file that is not one (short, oversized header, bad JSON) raises ValueError."""
+    path = Path(file)
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise ValueError(f"{path.name} is not a safetensors file: {len(prefix)} bytes")
+        (n,) = struct.unpack("<Q", prefix)
+        if n > min(MAX_SAFETENSORS_HEADER, path.stat().st_size - 8):
+            raise ValueError(f"{path.name} is not a safetensors file: header of {n} bytes")
+        raw = handle.read(n)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path.name} is not a safetensors file: header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path.name} is not a safetensors file: header is not an object")
+    return header
+
+
+def tensor_bytes_by_dtype(folder: str | Path) -> dict[str, int]:
+    """Bytes of the tensors stored in a folder's safetensors files, by safetensors dtype (F32, BF16,
+    I8, U8, ...), from the headers' offsets: what the weights really take, file headers excluded."""
+    by_dtype: dict[str, int] = {}
+    for file in sorted(Path(folder).rglob("*.safetensors")):
+        for name, info in safetensors_header(file).items():
+            if name == "__metadata__" or not isinstance(info, dict):
+                continue
+            start, end = info["data_offsets"]
+            by_dtype[info["dtype"]] = by_dtype.get(info["dtype"], 0) + int(end) - int(start)
+    return by_dtype
+
+
 def weight_bytes(folder: str | Path) -> int:
-    """Bytes of the weight files alone (no tokenizer, no configs)."""
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.suffix in (".safetensors", ".bin", ".pt"))
+    """Bytes of the stored weights alone (no tokenizer, no configs, no safetensors headers): the sum of
+    the tensors in safetensors files, plus the size of any pickled weight files (.bin, .pt)."""
+    root = Path(folder)
+    pickled = sum(p.stat().st_size for p in root.rglob("*") if p.suffix in (".bin", ".pt") and p.is_file())
+    return sum(tensor_bytes_by_dtype(root).values()) + pickled
 
 
 def folder_sha256(folder: str | Path) -> str:
@@ -238,3 +280,29 @@ def count_parameters(folder: str | Path) -> int | None:
                     n *= dim
                 total += n
     return total
+
+
+Runtime = Literal["eager", "compiled"]
+RUNTIME_FILE = "greenai-runtime.json"  # written by a method whose artifact should run compiled
+
+
+def write_runtime(folder: str | Path, runtime: Runtime) -> None:
+    """Record in an artifact how it is meant to run, so an evaluation on any machine runs it that way."""
+    (Path(folder) / RUNTIME_FILE).write_text(json.dumps({"runtime": runtime}) + "\n")
+
+
+def read_runtime(folder: str | Path) -> Runtime:
+    """How an artifact is meant to run: `eager` unless its runtime file says `compiled`. The file came
+    with a fetched artifact, so anything but a small JSON object naming a known runtime is refused."""
+    path = Path(folder) / RUNTIME_FILE
+    if not path.is_file():
+        return "eager"
+    if path.stat().st_size > 4096:
+        raise ValueError(f"{RUNTIME_FILE} holds {path.stat().st_size} bytes: not a runtime record")
+    try:
+        value = json.loads(path.read_bytes()).get("runtime")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise ValueError(f"{RUNTIME_FILE} is not a JSON object ({type(exc).__name__})") from None
+    if value not in ("eager", "compiled"):
+        raise ValueError(f"{RUNTIME_FILE} names an unknown runtime {str(value)[:40]!r}; known: eager, compiled")
+    return "compiled" if value == "compiled" else "eager"

@@ -67,7 +67,9 @@ def quantize_to_folder(job: QuantizeJob) -> StepOutput:
             raise JobError(f"{job.method} needs calibration text: set the data dir (GREENAI_DATA_DIR)", "invalid")
         calibration = calibration_texts(Path(job.data_dir), job.calibration_samples, job.calibration_seq_len, job.seed)
     with writing(job.target) as tmp:
-        metrics = method.quantize(job.config, QuantizeContext(Path(job.source), tmp, calibration, job.seed, job.device))
+        ctx = QuantizeContext(Path(job.source), tmp, calibration, job.seed, job.device)
+        metrics = method.quantize(job.config, ctx)
+        method.store_unquantized(ctx)  # embeddings, lm_head, norms in 16 bit (methods/storage.py)
     return StepOutput(
         written=describe_folder(job.target),
         config=job.config.model_dump(),

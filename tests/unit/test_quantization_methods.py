@@ -51,7 +51,22 @@ def test_method_writes_a_loadable_quantized_folder(
     assert out.written.bytes > 0 and len(out.written.sha256) == 64
     assert out.source_parameters and out.source_parameters > 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary folder left behind"
+    assert not left_in_float32(tiny_model_dir, target), "embeddings, lm_head and norms are stored in 16 bit"
     generate(target)
+
+
+def left_in_float32(source: Path, artifact: Path) -> list[str]:
+    """The source's float32 tensors the artifact still stores, unchanged, in float32."""
+    from greenai.shared.model_io import safetensors_header
+
+    def float32(folder: Path) -> dict[str, list[int]]:
+        return {
+            k: v["shape"] for f in folder.glob("*.safetensors") for k, v in safetensors_header(f).items()
+            if k != "__metadata__" and v["dtype"] == "F32"
+        }  # fmt: skip
+
+    before, after = float32(source), float32(artifact)
+    return [k for k, shape in after.items() if before.get(k) == shape]
 
 
 def test_autoround_with_calibration_uses_the_data_dir_not_the_hub(

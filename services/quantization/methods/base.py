@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from greenai.events.capabilities import MethodOffer
 from greenai.events.capabilities import Requirements as OfferedRequirements
+from greenai.services.quantization.methods.storage import StorageDtype, store_unquantized
 from greenai.shared.capabilities import Offered
 from greenai.shared.jobs import JobError
 from greenai.shared.model_layout import family_of, input_widths
@@ -63,6 +64,8 @@ class QuantizationMethod(Offered, ABC):
     config_class: ClassVar[type[MethodConfig]]
     requirements: ClassVar[Requirements]
     needs_calibration: ClassVar[bool] = False
+    # how the tensors the method leaves unquantized are stored (None: as the method wrote them)
+    unquantized_dtype: ClassVar[StorageDtype | None] = "bfloat16"
 
     @classmethod
     def catalogue_entry(cls) -> MethodOffer:
@@ -113,6 +116,11 @@ class QuantizationMethod(Offered, ABC):
     def check_model(self, config: MethodConfig, model_config: Any) -> None:
         """Refuse settings the model's shape cannot take (e.g. a group size that does not divide it)."""
         return None
+
+    def store_unquantized(self, ctx: QuantizeContext) -> None:
+        """After `quantize`: embeddings, lm_head and norms it left in float32 are stored in 16 bit."""
+        if self.unquantized_dtype is not None:
+            store_unquantized(ctx.output, ctx.source, self.unquantized_dtype)
 
     @abstractmethod
     def quantize(self, config: MethodConfig, ctx: QuantizeContext) -> Metrics | None:
