@@ -47,6 +47,7 @@ class MixedConfig(MethodConfig):
     strategy: Literal["knapsack", "autoscheme"] = Field(
         default="knapsack", description="knapsack: Fisher sensitivity + greedy knapsack; autoscheme: auto-round's"
     )
+    opt_rtn: bool = Field(default=False, description="auto-round's importance-weighted RTN instead of plain RTN")
     sensitivity_samples: int = Field(
         default=32, ge=1, le=512, description="Calibration samples scored (the cost grows with their tokens)"
     )
@@ -107,7 +108,8 @@ class MixedPrecisionMethod(QuantizationMethod):
             seqlen = min(512, min(len(tokenizer(t).input_ids) for t in texts))
             common = {
                 "iters": 0, "nsamples": len(texts), "seqlen": seqlen, "dataset": str(calibration_file),
-                "seed": ctx.seed, "device_map": ctx.device, "disable_opt_rtn": True, "enable_torch_compile": False,
+                "seed": ctx.seed, "device_map": ctx.device, "enable_torch_compile": False,
+                "disable_opt_rtn": not config.opt_rtn,
             }  # fmt: skip
             metrics: Metrics = {"strategy": config.strategy, "avg_bits_target": config.avg_bits}
             if config.strategy == "knapsack":
