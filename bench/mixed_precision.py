@@ -32,8 +32,13 @@ def settings(args: argparse.Namespace) -> list[Row]:
     for budget in args.budgets:
         for strategy in args.strategies:
             for widths in args.widths:
-                params = {"avg_bits": budget, "candidate_bits": widths, "strategy": strategy, "group_size": 64}
-                rows.append((f"mixed {strategy} {budget} bits from {{{widths}}}", "mixed", params))
+                for opt in args.opt_rtn:
+                    params = {"avg_bits": budget, "candidate_bits": widths, "strategy": strategy, "group_size": 64}
+                    label = f"mixed {strategy} {budget} bits from {{{widths}}}"
+                    if opt:
+                        params["opt_rtn"] = True
+                        label += ", opt-RTN"
+                    rows.append((label, "mixed", params))
     return rows
 
 
@@ -158,6 +163,9 @@ if __name__ == "__main__":
         "--widths", type=lambda s: s.split(";"), default=["2,4,8"], help="candidate sets, ';'-separated"
     )
     parser.add_argument("--uniform", type=lambda s: [int(b) for b in s.split(",") if b], default=[4], help="W bits")
+    parser.add_argument(
+        "--opt-rtn", type=lambda s: [x == "opt" for x in s.split(",")], default=[False], help="plain,opt: RTN kinds"
+    )
     parser.add_argument("--calibration", type=lambda s: tuple(int(x) for x in s.split("x")), default=(32, 256))
     parser.add_argument("--ppl-tokens", type=int, default=4096)
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only; leave RESULTS.md alone")
