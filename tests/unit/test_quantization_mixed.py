@@ -176,3 +176,30 @@ def test_autoscheme_strategy_runs_on_cpu_within_budget(tiny_model_dir: Path, tmp
     assert out.metrics["strategy"] == "autoscheme"
     assert isinstance(out.metrics["avg_bits"], float) and out.metrics["avg_bits"] <= 3.5
     assert len(json.loads(str(out.metrics["layer_bits"]))) == 14
+
+
+def test_sensitivity_falls_as_the_width_grows(tiny_model_dir: Path, data_dir: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from greenai.services.quantization.methods.sensitivity import measure_sensitivity
+    from greenai.shared.calibration import calibration_texts
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    texts = calibration_texts(data_dir, 2, 32, 0)
+    scores = measure_sensitivity(model, AutoTokenizer.from_pretrained(tiny_model_dir), texts, (2, 4, 8), 64)
+    assert len(scores) == 14
+    for name, per in scores.items():
+        assert per[2] > per[4] > per[8] > 0, name
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # measured, not modified
+    with pytest.raises(ValueError, match="calibration"):
+        measure_sensitivity(model, AutoTokenizer.from_pretrained(tiny_model_dir), [], (2, 4), 64)
+
+
+def test_a_model_family_it_does_not_know_is_refused_before_loading() -> None:
+    from transformers import GPT2Config
+
+    with pytest.raises(JobError, match="does not support model type 'gpt2'") as info:
+        get_method("mixed").check_family(GPT2Config())
+    assert info.value.reason == "unsupported"
