@@ -203,3 +203,13 @@ def test_a_model_family_it_does_not_know_is_refused_before_loading() -> None:
     with pytest.raises(JobError, match="does not support model type 'gpt2'") as info:
         get_method("mixed").check_family(GPT2Config())
     assert info.value.reason == "unsupported"
+
+
+def test_thousands_of_layers_keep_the_event_small() -> None:
+    from greenai.services.quantization.methods.mixed import MAX_LAYER_BITS_CHARS, bits_metrics
+
+    few = bits_metrics({"a": 4, "b": 8, "c": 4})
+    assert few == {"layers_4bit": 2, "layers_8bit": 1, "layer_bits": '{"a":4,"b":8,"c":4}'}
+    many = bits_metrics({f"model.layers.{i}.mlp.experts.{j}.up_proj": 4 for i in range(64) for j in range(64)})
+    assert many == {"layers_4bit": 4096, "layer_bits_in_artifact": True}
+    assert len(json.dumps(bits_metrics({str(i): 2 for i in range(9000)}, limit=MAX_LAYER_BITS_CHARS))) < 1000

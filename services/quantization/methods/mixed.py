@@ -35,6 +35,7 @@ from greenai.services.quantization.methods.bit_budget import assign_bits, averag
 from greenai.shared.capabilities import preset
 from greenai.shared.jobs import JobError
 
+MAX_LAYER_BITS_CHARS = 64 * 1024  # the completion event must stay under max_event_bytes (256 KiB)
 WidthSet = Literal["2,4,8", "3,4,8", "2,3,4,8", "2,4", "3,4", "4,8", "2,3,4"]
 
 
@@ -77,7 +78,10 @@ class MixedPrecisionMethod(QuantizationMethod):
         {"avg_bits": [3.5, 4.5, 5.5], "candidate_bits": ["2,4,8", "3,4,8"], "group_size": [64],
          "strategy": ["knapsack", "autoscheme"]},
     )  # fmt: skip
-    fast_search = ({"avg_bits": [4.5, 5.5], "candidate_bits": ["2,4,8"], "group_size": [64], "strategy": ["knapsack"]},)
+    fast_search = (  # 8 samples: the sensitivity pass costs about one more RTN job on SmolLM2
+        {"avg_bits": [4.5, 5.5], "candidate_bits": ["2,4,8"], "group_size": [64], "strategy": ["knapsack"],
+         "sensitivity_samples": [8]},
+    )  # fmt: skip
     presets = (
         preset(25, "4.5 avg bits: most layers at 4, the sensitive ones at 8", avg_bits=4.5, candidate_bits="2,4,8"),
         preset(35, "3.5 avg bits: below uniform 4-bit size", avg_bits=3.5, candidate_bits="2,4,8"),
@@ -133,10 +137,7 @@ class MixedPrecisionMethod(QuantizationMethod):
         if realized > config.avg_bits + 1e-9:
             raise RuntimeError(f"mixed: the artifact averages {realized:.4f} bits, over the budget {config.avg_bits}")
         metrics["avg_bits"] = round(realized, 4)
-        for width in sorted(set(bits.values())):
-            metrics[f"layers_{width}bit"] = sum(1 for b in bits.values() if b == width)
-        metrics["layer_bits"] = json.dumps(bits, separators=(",", ":"))
-        return metrics
+        return {**metrics, **bits_metrics(bits)}
 
     def _knapsack(
         self, model: Any, tokenizer: Any, config: MixedConfig, texts: list[str], sizes: dict[str, int]
@@ -161,6 +162,17 @@ def written_bits(folder: Path, layers: Iterable[str]) -> dict[str, int]:
     qc = json.loads((folder / "config.json").read_text())["quantization_config"]
     extra = qc.get("extra_config") or {}
     return {name: int(extra.get(name, {}).get("bits", qc["bits"])) for name in layers}
+
+
+def bits_metrics(bits: dict[str, int], limit: int = MAX_LAYER_BITS_CHARS) -> Metrics:
+    """Layers per width, and each layer's width as compact JSON unless that would bloat the event."""
+    out: Metrics = {f"layers_{w}bit": sum(1 for b in bits.values() if b == w) for w in sorted(set(bits.values()))}
+    layer_bits = json.dumps(bits, separators=(",", ":"))
+    if len(layer_bits) <= limit:
+        out["layer_bits"] = layer_bits
+    else:  # a model with thousands of Linears: the event stays small, the artifact's config.json has them
+        out["layer_bits_in_artifact"] = True
+    return out
 
 
 def _autoround() -> Any:
