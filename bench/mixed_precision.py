@@ -95,7 +95,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
     samples, seq_len = args.calibration
     lines = [
-        f"SmolLM2-135M-Instruct; perplexity on {rows[0]['ppl_tokens']} tokens of the WikiText-2 evaluation half in "
+        f"Model `{args.model}`; perplexity on {rows[0]['ppl_tokens']} tokens of the WikiText-2 evaluation half in "
         "512-token windows (the settings of `bench/compression_quality.py`). All quantized rows are AutoRound RTN "
         f"(iters=0), group size 64, symmetric, `auto_round` format, reloaded with plain `from_pretrained`. "
         "`avg bits`: parameter-weighted nominal width of the quantized Linears (scales not counted; embeddings, "
@@ -130,22 +130,29 @@ def write_results(text: str) -> None:
     path.write_text(current)
 
 
+def measured_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every row measured in this work dir (this run's and earlier runs'): dense, uniform, then mixed."""
+    rows = [json.loads(p.read_text()) for p in sorted((args.work_dir / "results").glob("*.json"))]
+    kind = {"": 0, "autoround": 1}
+    return sorted(rows, key=lambda r: (kind.get(r["method"], 2), r.get("avg_bits") or 0, r["label"]))
+
+
 async def main(args: argparse.Namespace) -> None:
     base = materialize(resolve_model(args.model), args.work_dir / "models")
-    rows = []
     for label, method, params in settings(args):
         try:
-            rows.append(await one(label, method, params, base, args))
-            print(f"done: {label}", flush=True)
+            row = await one(label, method, params, base, args)
+            print(f"done: {label}: ppl {row['ppl']:.3f}, avg bits {row.get('avg_bits')}", flush=True)
+            if "layer_bits" in row.get("metrics", {}):
+                print(f"{label}: {row['metrics']['layer_bits']}", flush=True)
         except Exception as exc:  # one failing row is reported; the others still run
             print(f"FAILED: {label}: {type(exc).__name__}: {exc}", flush=True)
-    for r in rows:
-        if "layer_bits" in r.get("metrics", {}):
-            print(f"{r['label']}: {r['metrics']['layer_bits']}")
-    text = table(rows, args)
-    print(text)
-    if args.write:
-        write_results(text)
+            continue
+        if args.write:  # after every row: a run stopped early still leaves what it measured
+            write_results(table(measured_rows(args), args))
+    rows = measured_rows(args)
+    if rows:
+        print(table(rows, args))
 
 
 def _floats(text: str) -> list[float]:
