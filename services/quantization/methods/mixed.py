@@ -117,7 +117,8 @@ class MixedPrecisionMethod(QuantizationMethod):
             }  # fmt: skip
             metrics: Metrics = {"strategy": config.strategy, "avg_bits_target": config.avg_bits}
             if config.strategy == "knapsack":
-                layer_config, estimate = self._knapsack(model, tokenizer, config, texts, sizes)
+                layer_config, estimate = self._knapsack(model.to(ctx.device), tokenizer, config, texts, sizes)
+                model.to("cpu")  # AutoRound moves each block to the device itself
                 metrics["estimated_loss_increase"] = round(estimate, 6)
                 rounder = _autoround()(
                     model, tokenizer, bits=config.widths[0], group_size=config.group_size, sym=True,

@@ -90,7 +90,7 @@ def measure_sensitivity(
             batch = tokenizer(
                 list(texts[start : start + batch_size]), return_tensors="pt", padding=True,
                 truncation=True, max_length=max_tokens,
-            )  # fmt: skip
+            ).to(model.device)  # fmt: skip
             embeds = model.get_input_embeddings()(batch.input_ids).detach().requires_grad_(True)
             labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
             out = model(inputs_embeds=embeds, attention_mask=batch.attention_mask, labels=labels)
