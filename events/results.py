@@ -192,6 +192,9 @@ class Latency(BaseModel):
     energy: Energy | None = Field(
         default=None, description="Energy over the timed runs (v3): its mean power times ms/token is J per token."
     )
+    compile_s: float | None = Field(
+        default=None, ge=0, description="runtime compiled (v4): seconds torch.compile took, outside ms/token."
+    )
 
 
 class TaskScore(BaseModel):
@@ -213,10 +216,11 @@ class TaskScore(BaseModel):
 class EvaluateCompleted(EventData):
     """An evaluation's scores (with intervals), latency (with its spread and the host's load), memory,
     size and energy. Version 2: latency carries repetitions, spread, threads and the host lease.
-    Version 3: the latency's own energy (so energy per generated token), energy readings' seconds."""
+    Version 3: the latency's own energy (so energy per generated token), energy readings' seconds.
+    Version 4: a compiled runtime's compile time, apart from the per-token figures."""
 
     TYPE = "evaluate.completed"
-    VERSION = 3
+    VERSION = 4
     job_id: JobId
     episode: int
     task: str
@@ -239,6 +243,16 @@ class EvaluateCompleted(EventData):
     secondary: list[TaskScore] = Field(default_factory=list)
     purpose: Literal["episode", "promotion"] = "episode"
     cuda_peak_mb: float | None = Field(default=None, description="torch.cuda.max_memory_allocated on a GPU.")
+
+
+@register
+class EvaluateCompletedV3(EvaluateCompleted):
+    """Version 3: no compile time. Read as version 4 with it unknown."""
+
+    VERSION = 3
+
+    def upcast(self) -> EvaluateCompleted:
+        return EvaluateCompleted.model_validate(self.model_dump())
 
 
 @register

@@ -13,7 +13,8 @@ from greenai.services.evaluation.benchmarks.base import Benchmark, BenchmarkData
 from greenai.services.evaluation.benchmarks.task_code import sandbox_templates
 from greenai.services.evaluation.latency import measure_latency
 from greenai.shared.energy import track_energy
-from greenai.shared.model_io import folder_bytes, load_model
+from greenai.shared.jobs import JobError
+from greenai.shared.model_io import folder_bytes, load_model, read_runtime
 
 
 def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -152,7 +153,7 @@ def evaluate_folder(
                 done = run_tasks(lm, [prepared[i] for i in group], seed, limit)
                 scores |= dict(zip(group, done, strict=True))
         ordered = [scores[i] for i in range(len(prepared))]
-        latency = measure_latency(model, tokenizer) if measure_speed else None
+        latency = measure_latency(model, tokenizer, runtime=read_runtime(folder)) if measure_speed else None
     target = ordered[0]
     return {
         "metric": target["metric"],
@@ -174,10 +175,14 @@ def latency_of_folder(folder: str) -> dict[str, Any]:
     import torch
     from transformers import AutoTokenizer
 
+    try:  # how the artifact is meant to run (torchao int8: compiled); it came over the bus, so checked
+        runtime = read_runtime(folder)
+    except ValueError as exc:
+        raise JobError(f"artifact's runtime record refused: {exc}", "invalid") from None
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = load_model(folder, device_map=device)
     model.eval()
     with track_energy() as energy:  # the timed runs alone: their mean power x ms/token is J per token
-        result = measure_latency(model, tokenizer)
+        result = measure_latency(model, tokenizer, runtime=runtime)
     return {**result.__dict__, "energy": energy.as_event()}
