@@ -56,6 +56,24 @@ def test_eager_int8_says_eager_and_has_no_compile_time(int8_dirs: dict[str, Path
     assert latency.runtime == "eager" and latency.compile_s is None
 
 
+def test_a_compiler_that_fails_here_is_an_unsupported_job_not_an_eager_figure(int8_dirs: dict[str, Path]) -> None:
+    """Inductor pointed at a C++ compiler this machine lacks (its own config, caches off so nothing
+    compiled earlier is reused): the measurement ends with the reason, and no figure is made up."""
+    import torch
+    from torch._inductor import config
+
+    from greenai.shared.jobs import JobError
+
+    torch._dynamo.reset()
+    try:
+        no_compiler = config.patch({"cpp.cxx": (None, "/nonexistent/g++"), "force_disable_caches": True})
+        with no_compiler, pytest.raises(JobError, match=r"torch\.compile failed on this machine") as failed:
+            measured(int8_dirs["compiled"])
+    finally:
+        torch._dynamo.reset()
+    assert failed.value.reason == "unsupported" and "runtime='eager'" in failed.value.message
+
+
 def test_an_evaluation_recorded_before_compile_time_existed_reads_as_version_4() -> None:
     import json
 
