@@ -312,6 +312,21 @@ def start_agents(url: str, root: Path, auth: AuthFiles, data_dir: Path) -> dict[
     return procs
 
 
+async def wait_for_announcements(store: EventStore, roles: set[str], timeout_s: float) -> None:
+    """Until every step agent announced: an agent announces after it has bound its consumer, and on a busy
+    machine starting one takes much longer than a fixed sleep allowed (inputs went unanswered in 30 s)."""
+    from greenai.services.coordinator.catalogue import read_catalogue
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = {s.announced.agent for s in (await read_catalogue(store, 5.0)).instances.values()}
+        if roles <= seen:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"agents that never announced within {timeout_s:.0f} s: {sorted(roles - seen)}")
+        await asyncio.sleep(1.0)
+
+
 def write_results(table: str) -> None:
     heading = "## Hostile inputs (bench/hostile.py)"
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Results\n"
@@ -339,7 +354,7 @@ async def main(args: argparse.Namespace) -> int:
             server.url, "GREENAI_EVENTS", name="hostile-admin", options=client_options(auth.seed("admin"))
         )
         procs = start_agents(server.url, root, auth, data_dir)
-        await asyncio.sleep(8 if not args.smoke else 5)  # agents bind their consumers
+        await wait_for_announcements(admin, set(AGENTS) - {"coordinator"}, 180.0)  # consumers bound
         before = {p for p in root.rglob("*") if p.is_file()}
         inputs = generate(args.seed, args.per_type, "fuzz") + path_inputs("path", root / "outside")
         if args.smoke:
