@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import resource
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,31 @@ from greenai.shared.nats_server import EmbeddedNats, start_nats_server
 REPO = Path(__file__).resolve().parents[1]
 # Converted models are cached between test runs here (git-ignored); CI starts empty.
 CACHE = Path(os.environ.get("GREENAI_TEST_CACHE", REPO / "build" / "test-cache"))
+# With GREENAI_TEST_TIMES=<file>, each test's wall time and CPU time (its own and its reaped child processes')
+# are appended as JSON lines: CPU time ranks tests by cost even on a busy machine, where wall time does not.
+TIMES = os.environ.get("GREENAI_TEST_TIMES")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+    if not TIMES:
+        yield
+        return
+
+    def cpu(who: int) -> float:
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+
+    wall, own, children = time.monotonic(), cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
+    yield
+    row = {
+        "test": item.nodeid,
+        "wall_s": round(time.monotonic() - wall, 2),
+        "cpu_s": round(cpu(resource.RUSAGE_SELF) - own, 2),
+        "children_cpu_s": round(cpu(resource.RUSAGE_CHILDREN) - children, 2),
+    }
+    with open(TIMES, "a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")
 
 
 @pytest.fixture(scope="session")
