@@ -43,6 +43,7 @@ class Candidate(BaseModel):
     n: int
     latency_ms_per_token: float
     peak_rss_mb: float
+    runtime: str = "eager"  # how its latency was measured: eager, or compiled (torch.compile; compile time apart)
     size_bytes: int
     energy_j: float
     energy_mode: str
@@ -131,6 +132,7 @@ def pareto_front(events: Iterable[Envelope], energy_axis: bool | None = None) ->
                 n=r.n,
                 latency_ms_per_token=r.latency.decode_ms_per_token,
                 peak_rss_mb=r.peak_rss_mb,
+                runtime=r.latency.runtime,
                 size_bytes=r.size_bytes,
                 energy_j=r.energy.joules,
                 energy_mode=r.energy.mode,

@@ -90,3 +90,17 @@ def test_an_evaluation_recorded_before_compile_time_existed_reads_as_version_4()
     event["version"] = 4
     with pytest.raises(ValueError, match="compile_s"):
         decode(json.dumps(event))
+
+
+def test_the_front_says_which_runtime_each_latency_was_measured_with() -> None:
+    from greenai.events.results import EvaluateCompleted
+    from greenai.projections.pareto import pareto_front
+    from tests import factories as f
+
+    compiled = f.evaluated("e", 1, acc=0.55, ms=20, mem=300, size=1000)
+    assert isinstance(compiled.data, EvaluateCompleted)
+    latency = compiled.data.latency.model_copy(update={"runtime": "compiled", "compile_s": 42.0})
+    compiled = compiled.model_copy(update={"data": compiled.data.model_copy(update={"latency": latency})})
+    events = [f.run(), f.spec(), f.evaluated("e", 0, 0.6, 50, 500, 4000), f.decided("e", 1), compiled]
+    runtimes = {c.episode: c.runtime for c in pareto_front(events).candidates}
+    assert runtimes == {0: "eager", 1: "compiled"}
