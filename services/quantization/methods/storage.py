@@ -6,8 +6,11 @@ safetensors file is rewritten with those tensors cast to bfloat16 (or float16). 
 "left alone" when the source checkpoint holds a float32 tensor of the same name and shape and the
 artifact still stores it as float32: quantized weights, packed data, scales and zero points either
 change name, shape or dtype, so they are never touched. The config keeps the model's compute dtype
-(float32), so plain `from_pretrained` casts the 16-bit tensors back at load: the artifact is smaller
-on disk and computes exactly as before, up to the 16-bit rounding of those tensors.
+(float32), so plain `from_pretrained` casts the 16-bit tensors back at load (AutoRound, GPTQ, AWQ,
+torchao): the artifact is smaller on disk and computes as before, up to the 16-bit rounding of those
+tensors. bitsandbytes' loader keeps them as stored, so its models run them in bfloat16 (measured on
+SmolLM2-135M: bench/true_sizes.py). A method whose loader cannot take them sets
+`unquantized_dtype = None`.
 """
 
 from __future__ import annotations
