@@ -107,3 +107,13 @@ def test_gpu_check_bench_smoke(tiny_model_dir: Path, data_dir: Path, tmp_path: P
     result = run_bench("gpu_check.py", *on_tiny_model(tiny_model_dir, data_dir, tmp_path))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert '"method": "autoround"' in result.stdout and '"ok": true' in result.stdout
+
+
+@pytest.mark.slow
+def test_true_sizes_bench_smoke(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    before = (REPO / "bench" / "RESULTS.md").read_text()
+    result = run_bench("true_sizes.py", *on_tiny_model(tiny_model_dir, data_dir, tmp_path), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "FAILED" not in result.stdout, result.stdout[-3000:]
+    assert "| AutoRound W4 g64 RTN |" in result.stdout and "(compiled) |" in result.stdout
+    assert (REPO / "bench" / "RESULTS.md").read_text() == before  # a smoke run records nothing
