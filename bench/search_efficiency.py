@@ -49,7 +49,7 @@ from greenai.services.coordinator.space import Space, configurations
 from greenai.shared.config import Settings
 
 LANDSCAPE = Path(__file__).parent / "landscape" / "events.jsonl"
-POLICIES = ["random", "tpe", "nsga2", "bandit"]
+POLICIES = ["random", "tpe", "tpe-prior", "nsga2", "bandit"]
 CHECKPOINTS = [5, 10, 15, 20, 30, 42]
 CHANCE = 0.25  # ARC-Easy is 4-way
 

@@ -75,7 +75,7 @@ def run(
     policy: Annotated[
         str | None,
         typer.Option(
-            help="llm, tpe, nsga2, random, bandit, grid, or plan (with --plan). "
+            help="llm, tpe, tpe-prior, nsga2, random, bandit, grid, or plan (with --plan). "
             "Default: llm when an LLM is configured (GREENAI_LLM_BASE_URL or OPENAI_API_KEY), else tpe."
         ),
     ] = None,

@@ -65,7 +65,7 @@ def history_with(policy_name: str, results: list[tuple[float, float, float]]) ->
     return events
 
 
-@pytest.mark.parametrize("name", ["tpe", "nsga2", "random"])
+@pytest.mark.parametrize("name", ["tpe", "tpe-prior", "nsga2", "random"])
 def test_search_policies_are_deterministic_and_record_their_point(name: str) -> None:
     events = history_with(name, [(0.5, 30, 200), (0.55, 40, 300), (0.3, 20, 100)])
     a = get_policy(name).decide(fold_experiment("e", events), NONE, OFFERS)
@@ -127,7 +127,19 @@ def test_bandit_tries_every_family_then_exploits_the_best() -> None:
 
 
 def test_every_policy_is_registered() -> None:
-    assert {"grid", "plan", "tpe", "nsga2", "random", "bandit"} <= set(POLICIES)
+    assert {"grid", "plan", "tpe", "tpe-prior", "nsga2", "random", "bandit"} <= set(POLICIES)
+
+
+def test_tpe_prior_starts_with_the_agents_top_presets_then_searches() -> None:
+    from greenai.services.coordinator.policies.tpe_prior import PRIOR_TRIALS, prior
+
+    expected = [c.steps for c, _ in prior(Space(OFFERS), OFFERS)][:PRIOR_TRIALS]
+    assert len(expected) == PRIOR_TRIALS
+    events = history_with("tpe-prior", [(0.3 + 0.05 * i, 30 + i, 200 + 5 * i) for i in range(PRIOR_TRIALS)])
+    decided = [e.data for e in events if isinstance(e.data, EpisodeDecided)]
+    assert [tuple(d.steps) for d in decided] == expected and all("prior" in d.rationale for d in decided)
+    nxt = get_policy("tpe-prior").decide(fold_experiment("e", events), NONE, OFFERS)
+    assert nxt.action == "compress" and nxt.search_point and nxt.rationale.startswith("tpe-prior proposal after")
 
 
 def test_objective_presets_rank_results_by_what_they_value() -> None:

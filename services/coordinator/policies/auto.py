@@ -7,10 +7,12 @@ from greenai.services.coordinator.policies.base import Policy
 from greenai.services.coordinator.policies.grid import GridPolicy
 from greenai.services.coordinator.policies.plan import PlanPolicy
 from greenai.services.coordinator.policies.search import NSGA2Policy, RandomPolicy, TPEPolicy
+from greenai.services.coordinator.policies.tpe_prior import TPEPriorPolicy
 from greenai.shared.config import Settings
 
 POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (GridPolicy, PlanPolicy, TPEPolicy, NSGA2Policy, RandomPolicy, BanditPolicy)
+    cls.name: cls
+    for cls in (GridPolicy, PlanPolicy, TPEPolicy, TPEPriorPolicy, NSGA2Policy, RandomPolicy, BanditPolicy)
 }
 
 
