@@ -54,7 +54,7 @@ def main(data_dir: Path, work_dir: Path, items: int, batch_size: int, model_ref:
     lm.loglikelihood = timed_loglikelihood  # type: ignore[method-assign]
     task = prepare_task("arc_easy", str(data_dir), items, 0, str(work_dir / "cache"))
     t0 = time.perf_counter()
-    simple_evaluate(model=lm, tasks=[task.config], task_manager=TaskManager(), log_samples=False)
+    simple_evaluate(model=lm, tasks=[task.config], task_manager=TaskManager(include_defaults=False), log_samples=False)
     lm_eval_s = time.perf_counter() - t0
     tokens = sum(len(s) for s in sequences)  # padded batches, as lm-eval sends them
 

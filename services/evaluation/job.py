@@ -82,7 +82,9 @@ def run_tasks(lm: Any, tasks: list[PreparedTask], seed: int, limit: int | None) 
 
     sandbox_templates()  # a task's Jinja templates cannot reach Python internals
     include = sorted({str(t.bench.meta["include_path"]) for t in tasks if "include_path" in t.bench.meta})
-    manager = TaskManager(include_path=include or None)
+    # lm-eval's own task index (thousands of YAML files) costs ~15 s of CPU per evaluation; only a user's
+    # lm-eval task folder may refer to lm-eval's built-in tasks, so only then is it built
+    manager = TaskManager(include_path=include or None, include_defaults=bool(include))
     # our own tasks carry their subset already; an lm-eval folder task takes lm-eval's first-`limit` items
     folder_limit = limit if any("lm_eval_task" in t.bench.meta for t in tasks) else None
     out = simple_evaluate(

@@ -24,7 +24,7 @@ def score(name: str, docs: list[dict[str, Any]], lm: ScriptedLM, tmp_path: Path)
     from lm_eval.tasks import TaskManager
 
     config = benchmark(name).task_config(write_docs(docs, tmp_path))
-    out = simple_evaluate(model=lm, tasks=[config], task_manager=TaskManager(), log_samples=True)
+    out = simple_evaluate(model=lm, tasks=[config], task_manager=TaskManager(include_defaults=False), log_samples=True)
     assert out is not None
     return out
 
