@@ -67,7 +67,10 @@ class MixedPrecisionMethod(QuantizationMethod):
     name = "mixed"
     config_class = MixedConfig
     requirements = Requirements(
-        cpu=True, cuda=True, memory_factor=3.0, note="one forward+backward per calibration batch, then RTN"
+        cpu=True,
+        cuda=True,
+        memory_factor=10.0,
+        note="one forward+backward per calibration batch, then RTN; peak 5.3 GB measured on SmolLM2-135M (0.5 GB)",
     )
     needs_calibration = True
     summary = "Per-layer bit widths (e.g. 2/4/8) chosen on calibration data to meet an average-bits budget"
