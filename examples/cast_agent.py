@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import psutil
 from pydantic import BaseModel, ConfigDict
@@ -25,7 +25,15 @@ from greenai.events import Envelope, EventData
 from greenai.events.jobs import StepRequested, step_request_class
 from greenai.events.results import step_completion_class
 from greenai.shared.agent_main import run_worker
-from greenai.shared.artifacts import UsesArtifacts, compute_device, job_output_dir, step_completed
+from greenai.shared.artifacts import (
+    StepOutput,
+    UsesArtifacts,
+    compute_device,
+    describe_folder,
+    job_output_dir,
+    step_completed,
+    writing,
+)
 from greenai.shared.capabilities import Offered, announcer, preset
 from greenai.shared.config import Settings
 from greenai.shared.jobs import JobError, Measured
@@ -60,16 +68,15 @@ class Fp16(Cast):
 METHODS: dict[str, type[Cast]] = {m.name: m for m in (Bf16, Fp16)}
 
 
-def cast_folder(source: Path, target: Path, dtype: str) -> dict[str, Any]:
+def cast_folder(source: Path, target: Path, dtype: str) -> StepOutput:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=getattr(torch, dtype))
-    target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(target)
-    AutoTokenizer.from_pretrained(source).save_pretrained(target)
-    weights = sum(p.stat().st_size for p in target.glob("*.safetensors"))
-    return {"config": {}, "weight_bytes": weights, "metrics": {"dtype": dtype}}
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
+    with writing(target) as tmp:  # a half-written folder is never visible under its name
+        model.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(source).save_pretrained(tmp)
+    return StepOutput(describe_folder(target), config={}, metrics={"dtype": dtype})
 
 
 class CastAgent(UsesArtifacts):
