@@ -60,7 +60,8 @@ RUN_FORM = (
     '<label>episodes <input name="episodes" type="number" min="1" value="3"></label> '
     '<label>items per evaluation <input name="limit" type="number" min="1" value="20"></label> '
     '<label>policy <select name="policy"><option value="">default</option><option>grid</option><option>tpe</option>'
-    "<option>tpe-prior</option><option>nsga2</option><option>random</option><option>bandit</option><option>llm</option></select></label> "
+    "<option>tpe-prior</option><option>nsga2</option><option>random</option><option>bandit</option>"
+    "<option>llm</option></select></label> "
     '<label>objective <select name="objective"><option>balanced</option><option>accuracy_focused</option>'
     "<option>latency_focused</option><option>memory_constrained</option></select></label> "
     '<label><input name="interactive" type="checkbox"> review each decision</label> '
