@@ -127,7 +127,7 @@ def write_results(text: str) -> None:
         current = pattern.sub(lambda _: section.rstrip("\n"), current)
     else:
         current = current.rstrip("\n") + "\n\n" + section
-    path.write_text(current)
+    path.write_text(current.rstrip("\n") + "\n")
 
 
 def measured_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
