@@ -105,7 +105,7 @@ class MixedPrecisionMethod(QuantizationMethod):
             raise JobError("mixed needs calibration text to measure each layer's sensitivity", "invalid")
         texts = list(ctx.calibration[: config.sensitivity_samples])
         tokenizer = AutoTokenizer.from_pretrained(ctx.source)
-        model = AutoModelForCausalLM.from_pretrained(ctx.source, dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_pretrained(ctx.source, dtype=torch.float32)
         # read before AutoRound swaps the layers for its own
         sizes = {name: int(layer.weight.numel()) for name, layer in _linears(model).items()}
         started = time.perf_counter()
