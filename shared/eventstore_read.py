@@ -11,6 +11,7 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
 
 from greenai.events import MalformedEvent, decode
 from greenai.events.subjects import PREFIX, all_events, experiment_filter, experiment_of_subject
@@ -85,7 +86,12 @@ class EventReader:
         sub = await self._ordered(subject_filter, start_seq, queue)
         reconnects = self.watch.reconnects
         try:
-            info = await sub.consumer_info()
+            try:
+                info = await sub.consumer_info()
+            except NotFoundError:
+                # in a cluster a just-created ephemeral consumer can be unknown to the node asked (seen right
+                # after a frozen node resumed): start this replay again, within the outage budget
+                raise _Interrupted("the replay's consumer was not found yet") from None
             if not info.num_pending and not (info.delivered and info.delivered.consumer_seq):
                 return  # nothing (more) under this filter
             idle, taken = 0.0, 0
