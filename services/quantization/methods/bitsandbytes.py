@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from greenai.services.quantization.methods.base import (
@@ -23,7 +24,20 @@ class FourBitConfig(MethodConfig):
     compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
 
-class BitsAndBytesInt8(QuantizationMethod):
+# bitsandbytes' loader keeps 16-bit stored tensors in 16 bit (the others cast them back to the compute dtype):
+# GPT-2's Conv1D blocks then meet bfloat16 activations from bfloat16 embeddings and fail ("expected scalar
+# type BFloat16 but found Float"), so these model types keep what bitsandbytes wrote
+KEEP_FLOAT32_TYPES = frozenset({"gpt2"})
+
+
+class _BitsAndBytes(QuantizationMethod):
+    def store_unquantized(self, ctx: QuantizeContext) -> None:
+        config = json.loads((ctx.source / "config.json").read_text(encoding="utf-8"))
+        if config.get("model_type") not in KEEP_FLOAT32_TYPES:
+            super().store_unquantized(ctx)
+
+
+class BitsAndBytesInt8(_BitsAndBytes):
     name = "bnb_int8"
     config_class = Int8Config
     requirements = Requirements(cpu=True, cuda=True, memory_factor=1.5, note="bitsandbytes >= 0.48 has CPU kernels")
@@ -41,7 +55,7 @@ class BitsAndBytesInt8(QuantizationMethod):
         _save_quantized(ctx, BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=config.threshold))
 
 
-class BitsAndBytes4Bit(QuantizationMethod):
+class BitsAndBytes4Bit(_BitsAndBytes):
     name = "bnb_4bit"
     config_class = FourBitConfig
     requirements = Requirements(cpu=True, cuda=True, memory_factor=1.5, note="bitsandbytes >= 0.48 has CPU kernels")
