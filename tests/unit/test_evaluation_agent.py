@@ -35,7 +35,7 @@ async def test_a_repeated_evaluation_comes_from_the_cache(
     stop = asyncio.Event()
     task = asyncio.create_task(worker.serve(stop))
     try:
-        async with asyncio.timeout(300):
+        async with asyncio.timeout(600):  # four evaluations in child processes: minutes on a loaded machine
             while True:
                 events = (await store.read("exp")).envelopes
                 if sum(1 for e in events if e.type in ("evaluate.completed", "job.failed")) >= 6:
