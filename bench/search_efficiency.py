@@ -21,7 +21,7 @@ of catastrophic configurations among the first 20 evaluations.
 
 The llm row replays offline as recorded on this machine (the prompt names the hardware, so elsewhere
 the recording holds no answer and the fallback decides): `--partial --llm-recorded
-bench/landscape/llm_answers_smollm2.jsonl --llm-seeds 2 --budget 10 --seeds 10`. The landscape
+bench/landscape/llm_answers_smollm2.jsonl --llm-seeds 3 --budget 20 --seeds 20`. The landscape
 predates the catalogue-built space (hence --partial): an LLM choice it lacks counts as a failure.
 """
 
