@@ -6,11 +6,16 @@ Objectives: accuracy (higher is better); decode latency, peak memory, size on di
 Energy is an objective only where a hardware counter measured it: an estimate is codecarbon's power
 constants times the evaluation's time, so as an axis it would only repeat wall time while looking like
 a measurement. `energy_axis=True` forces it (`--energy-axis` on the command line).
+
+The front is computed on distinct objective vectors: logs have many candidates that tie on every axis
+(the same method and settings across experiments), and ties never dominate each other, so each distinct
+vector is checked once, in descending order, against the maximal vectors only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from operator import ge
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,13 +87,59 @@ def dominates(a: Candidate, b: Candidate, energy_axis: bool | None = None) -> bo
 
 
 def non_dominated(candidates: list[Candidate], energy_axis: bool | None = None) -> list[Candidate]:
-    """The front, kept as an archive: each candidate is compared with the front only, not with all."""
+    """The candidates no other candidate dominates, in their given order (ties all kept).
+
+    `energy_axis=None` compares energy between two measured candidates only: with every candidate
+    measured that is the forced axis, with at most one measured it is no axis at all. A mix is no consistent order (a
+    measured a beats an estimated b, b beats a measured c, yet a may lose to c on energy), so it keeps
+    the archive's answer (`_archive`), as do NaN objectives, which compare as ties."""
+    if energy_axis is None:
+        measured = sum(c.energy_mode == "measured" for c in candidates)
+        if measured == len(candidates):
+            energy_axis = True
+        elif measured <= 1:
+            energy_axis = False
+        else:
+            return _archive(candidates, None)
+    axes = [(name, sign) for name, sign in OBJECTIVES if energy_axis or name != "energy_j"]
+    vectors = [tuple(sign * getattr(c, name) for name, sign in axes) for c in candidates]
+    if any(x != x for v in vectors for x in v):  # NaN
+        return _archive(candidates, energy_axis)
+    kept = set(maximal_vectors(vectors))
+    return _in_order(candidates, [c for c, v in zip(candidates, vectors, strict=True) if v in kept])
+
+
+def maximal_vectors(vectors: Sequence[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """The distinct vectors no other one is >= everywhere (higher is better on every axis).
+
+    In descending lexicographic order a vector can only be dominated by one before it, and if by any,
+    then by a maximal one (dominance is transitive): so each is compared with the maximal ones found so
+    far, never removed again, and identical vectors are compared once."""
+    maximal: list[tuple[float, ...]] = []
+    rests: list[tuple[float, ...]] = []  # the maximal ones without the first axis, which is sorted already
+    for v in sorted(set(vectors), reverse=True):
+        rest = v[1:]
+        # m precedes v and differs, so >= on the other axes dominates; the nearest maximal ones are the likeliest
+        if not any(all(map(ge, m, rest)) for m in reversed(rests)):
+            maximal.append(v)
+            rests.append(rest)
+    return maximal
+
+
+def _archive(candidates: list[Candidate], energy_axis: bool | None) -> list[Candidate]:
+    """The front kept as an archive, in arrival order: a candidate joins unless a member dominates it, and
+    evicts the members it dominates. O(n * front); for the cases without a consistent order only."""
     front: list[Candidate] = []
     for c in candidates:
         if any(dominates(f, c, energy_axis) for f in front):
             continue
         front = [f for f in front if not dominates(c, f, energy_axis)]
         front.append(c)
+    return _in_order(candidates, front)
+
+
+def _in_order(candidates: list[Candidate], front: list[Candidate]) -> list[Candidate]:
+    """`front` in the candidates' order (a candidate object listed twice goes where it was listed last)."""
     order = {id(c): i for i, c in enumerate(candidates)}
     return sorted(front, key=lambda c: order[id(c)])
 
