@@ -19,6 +19,7 @@ from typing import Any
 
 from greenai.events.capabilities import agents_experiment
 from greenai.shared.projection_snapshot import BUCKET as PROJECTIONS_BUCKET
+from greenai.shared.projection_snapshot import DASHBOARD_BUCKET
 
 ROLES = ("coordinator", "quantization", "pruning", "lora", "distillation", "evaluation", "cli", "viewer", "admin")
 _STEP_RESULTS = ("job.started", "job.failed", "event.rejected", "agent.announced")
@@ -124,6 +125,12 @@ def permissions(role: str, stream: str, bucket: str, produces: tuple[str, ...] |
                     f"{api}.STREAM.INFO.{snap}", f"{api}.CONSUMER.CREATE.{snap}", f"{api}.CONSUMER.CREATE.{snap}.>",
                     f"{api}.CONSUMER.INFO.{snap}.*", f"{api}.DIRECT.GET.{snap}", f"{api}.DIRECT.GET.{snap}.>",
                     f"{api}.STREAM.MSG.GET.{snap}", f"$JS.FC.{snap}.>"]  # fmt: skip
+    if role == "viewer":  # the dashboard keeps its read models' snapshot in a bucket of its own, and only there
+        dash = f"OBJ_{DASHBOARD_BUCKET}"
+        publish += [f"$O.{DASHBOARD_BUCKET}.C.>", f"$O.{DASHBOARD_BUCKET}.M.>", f"{api}.STREAM.PURGE.{dash}",
+                    f"{api}.STREAM.INFO.{dash}", f"{api}.CONSUMER.CREATE.{dash}", f"{api}.CONSUMER.CREATE.{dash}.>",
+                    f"{api}.CONSUMER.INFO.{dash}.*", f"{api}.DIRECT.GET.{dash}", f"{api}.DIRECT.GET.{dash}.>",
+                    f"{api}.STREAM.MSG.GET.{dash}", f"$JS.FC.{dash}.>"]  # fmt: skip
     rules: dict[str, Any] = {"allow": publish}
     if deny:
         rules["deny"] = deny

@@ -11,7 +11,7 @@ from greenai.shared.config import Settings
 from greenai.shared.eventstore import EventStore, StreamLimits
 from greenai.shared.host_lease import ensure_hosts_bucket
 from greenai.shared.nats_server import EmbeddedNats, running_embedded_url, start_nats_server
-from greenai.shared.projection_snapshot import ensure_projection_bucket
+from greenai.shared.projection_snapshot import DASHBOARD_BUCKET, ensure_projection_bucket
 
 
 @dataclass
@@ -81,5 +81,6 @@ async def ensure_log(settings: Settings, url: str) -> None:
         await ArtifactStore(store.js, s.artifact_bucket, s.artifact_cache_dir, replicas=s.replicas).ensure_bucket()
         await ensure_hosts_bucket(store.js, s.replicas)
         await ensure_projection_bucket(store.js, s.replicas)
+        await ensure_projection_bucket(store.js, s.replicas, DASHBOARD_BUCKET)
     finally:
         await store.close()

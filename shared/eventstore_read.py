@@ -152,12 +152,15 @@ class EventReader:
         return sorted(e for e in found if e)
 
     async def tail(
-        self, subject_filter: str | None = None, *, from_start: bool = False
+        self, subject_filter: str | None = None, *, from_start: bool = False, after: int | None = None
     ) -> AsyncIterator[StoredEvent | Unreadable]:
-        """New events as they are appended (and, with from_start, the past ones first). Follows
-        through outages: after a reconnect it resumes after the last event it gave."""
+        """New events as they are appended (and, with from_start, the past ones first; with `after`,
+        those past that sequence: a kept fold resuming). Follows through outages: after a reconnect it
+        resumes after the last event it gave."""
         subject_filter = subject_filter or all_events()
-        if from_start:
+        if after is not None:
+            last = after
+        elif from_start:
             last = 0
         else:
             info = await self.watch.retrying("look up the stream", lambda: self.js.stream_info(self.stream))

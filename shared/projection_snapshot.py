@@ -29,20 +29,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from greenai.shared.logging import get_logger
 
 BUCKET = "greenai-projections"
+DASHBOARD_BUCKET = "greenai-dashboard"  # the dashboard's read models alone: its role may replace them (auth.py)
 FORMAT = "greenai-projection-snapshot/1"
 MAX_STORED_BYTES = 64 * 2**20  # compressed, as read from the bucket
 MAX_STATE_BYTES = 1024 * 2**20  # inflated
 READ_TIMEOUT_S = 60.0
 
 
-async def ensure_projection_bucket(js: JetStreamContext, replicas: int = 1) -> None:
+async def ensure_projection_bucket(js: JetStreamContext, replicas: int = 1, bucket: str = BUCKET) -> None:
     """Create the snapshot bucket (admin); an existing one is kept. Bounded: a replaced snapshot's
     chunks are purged, so it holds about one snapshot per projection."""
     try:
-        await js.object_store(BUCKET)
+        await js.object_store(bucket)
     except BucketNotFoundError:
-        config = api.ObjectStoreConfig(bucket=BUCKET, replicas=replicas, max_bytes=16 * MAX_STORED_BYTES)
-        await js.create_object_store(BUCKET, config=config)
+        config = api.ObjectStoreConfig(bucket=bucket, replicas=replicas, max_bytes=16 * MAX_STORED_BYTES)
+        await js.create_object_store(bucket, config=config)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ instance runs each job, the LLM calls behind each decision, the latest events. T
 is the coordinator's fold too (`projections/capabilities.py`). Folding does no I/O; the server feeds
 events in and asks the views (`views.py`) for snapshots and deltas. Every part remembers the stream
 sequence that last changed it, so a page gets only what changed since the sequence it was sent.
+
+A read model resumed from a snapshot (`readmodel_state.py`) starts with every experiment *dormant*:
+only its row is known. `wake` folds one from its own history before anything reads or changes it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from greenai.events import Envelope
 from greenai.events.capabilities import AGENTS_EXPERIMENT_PREFIX
@@ -24,7 +28,7 @@ from greenai.projections.experiment import ExperimentState
 from greenai.projections.experiment import apply as apply_experiment
 from greenai.projections.pareto import ParetoFront, pareto_front
 from greenai.services.dashboard.hypervolume import HypervolumeCurve
-from greenai.shared.eventstore_records import StoredEvent, Unreadable
+from greenai.shared.eventstore_records import History, StoredEvent, Unreadable
 
 TAIL = 300  # latest events kept per experiment for the page's event tail
 SYSTEM = "_system"
@@ -93,9 +97,13 @@ class ReadModel:
     agents_seq: int = 0
     unreadable: int = 0
     last_seq: int = 0
+    dormant: dict[str, dict[str, Any]] = field(default_factory=dict)  # experiment -> its stored row (not folded)
 
     def apply(self, item: StoredEvent | Unreadable) -> str | None:
-        """Fold one stored message; return the experiment it changed (None for agents or unreadable)."""
+        """Fold one stored message; return the experiment it changed (None for agents or unreadable).
+        An experiment woken from its history may already hold the event: it is folded once."""
+        if isinstance(item, StoredEvent) and item.envelope.experiment_id in self.dormant:
+            raise RuntimeError(f"experiment {item.envelope.experiment_id} is dormant: wake it before folding into it")
         self.last_seq = max(self.last_seq, item.seq)
         if isinstance(item, Unreadable):
             self.unreadable += 1
@@ -111,9 +119,37 @@ class ReadModel:
         model = self.experiments.get(exp)
         if model is None:
             model = self.experiments[exp] = ExperimentModel(ExperimentState(exp))
-        self._apply_to(model, item.seq, env)
+        if item.seq > model.last_seq:
+            self._apply_to(model, item.seq, env)
         self._track_agent_work(exp, env, item.seq)
         return exp
+
+    def wake(self, history: History) -> ExperimentModel:
+        """A dormant experiment folded from its own events (the agents' part is in the snapshot already)."""
+        self.dormant.pop(history.experiment_id, None)
+        model = ExperimentModel(ExperimentState(history.experiment_id))
+        for stored in history.events:
+            self._apply_to(model, stored.seq, stored.envelope)
+        if history.events:
+            self.experiments[history.experiment_id] = model
+        return model
+
+    def known(self, experiment_id: str) -> bool:
+        return experiment_id in self.experiments or experiment_id in self.dormant
+
+    def all_rows(self) -> list[dict[str, Any]]:
+        """Every experiment's row, folded or stored (the `_system` bucket included): what a snapshot keeps."""
+        from greenai.services.dashboard.views import summary
+
+        return [summary(m) for m in self.experiments.values()] + list(self.dormant.values())
+
+    def rows(self, since: int = 0) -> list[dict[str, Any]]:
+        """The experiments page's rows changed after sequence `since` (all with 0), without `_system`."""
+        from greenai.services.dashboard.views import summary
+
+        folded = [summary(m) for e, m in self.experiments.items() if e != SYSTEM and m.last_seq > since]
+        stored = [r for e, r in self.dormant.items() if e != SYSTEM and r["last_seq"] > since]
+        return folded + stored
 
     def _apply_to(self, model: ExperimentModel, seq: int, env: Envelope) -> None:
         apply_experiment(model.state, env)

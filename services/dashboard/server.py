@@ -124,6 +124,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+                await feed.close()  # the read models' last snapshot: the next start folds only what follows
             for s in (store, actions.pop("cli", None)):
                 if s is not None:
                     await s.close()
@@ -139,9 +140,16 @@ def create_app(
         body += '<p><a href="/">All experiments</a></p>'
         return _page(title, "notfound", body, status=exc.status_code)
 
-    async def stream(request: Request, snapshot: Callable[[], dict[str, Any]], delta: Delta, every: float) -> Response:
+    async def stream(
+        request: Request,
+        snapshot: Callable[[], dict[str, Any]],
+        delta: Delta,
+        every: float,
+        wake: list[str] | None = None,
+    ) -> Response:
         async def events() -> AsyncIterator[str]:
             await feed.ready.wait()
+            await feed.wake(*(wake or []))  # experiments resumed dormant are folded before they are shown
             sent = feed.read.last_seq
             yield "retry: 2000\n\n" + _sse("snapshot", snapshot() | {"error": feed.error})
             while not await request.is_disconnected():
@@ -188,7 +196,7 @@ def create_app(
     async def experiment_page(experiment_id: str) -> HTMLResponse:
         exp = experiment_id_or_404(experiment_id)
         await feed.ready.wait()
-        known = feed.read.get(exp) is not None
+        known = feed.read.known(exp)
         missing = (
             f'<p id="missing" class="notfound">No experiment {escape(exp)!r} in the log. This page follows the '
             "log and shows it as soon as it is requested.</p>"
@@ -210,12 +218,13 @@ def create_app(
     @app.get("/api/experiments")
     async def experiments_json() -> dict[str, Any]:
         await feed.ready.wait()
-        return {"rows": [views.summary(m) for m in feed.read.listed()], "last_seq": feed.read.last_seq}
+        return {"rows": feed.read.rows(), "last_seq": feed.read.last_seq}
 
     @app.get("/api/experiments/{experiment_id}")
     async def experiment_json(experiment_id: str) -> dict[str, Any]:
         exp = experiment_id_or_404(experiment_id)
         await feed.ready.wait()
+        await feed.wake(exp)
         model = feed.read.get(exp)
         if model is None:
             raise HTTPException(404, f"no experiment {exp!r} in the log")
@@ -224,10 +233,10 @@ def create_app(
     @app.get("/api/stream/experiments")
     async def experiments_stream(request: Request) -> Response:
         def snapshot() -> dict[str, Any]:
-            return {"rows": [views.summary(m) for m in feed.read.listed()]}
+            return {"rows": feed.read.rows()}
 
         def delta(since: int) -> tuple[str, dict[str, Any]] | None:
-            rows = [views.summary(m) for m in feed.read.listed() if m.last_seq > since]
+            rows = feed.read.rows(since)
             return ("delta", {"rows": rows}) if rows else None
 
         return await stream(request, snapshot, delta, KEEPALIVE_S)
@@ -250,7 +259,7 @@ def create_app(
                 return "snapshot", snapshot()
             return "delta", views.experiment_delta(model, since)
 
-        return await stream(request, snapshot, delta, KEEPALIVE_S)
+        return await stream(request, snapshot, delta, KEEPALIVE_S, wake=[exp])
 
     @app.get("/api/stream/agents")
     async def agents_stream(request: Request) -> Response:
@@ -299,7 +308,7 @@ def create_app(
             changed = any((m := feed.read.get(x)) is not None and m.last_seq > since for x in ids)
             return ("snapshot", snapshot()) if changed else None
 
-        return await stream(request, snapshot, delta, KEEPALIVE_S)
+        return await stream(request, snapshot, delta, KEEPALIVE_S, wake=ids)
 
     async def form_body(request: Request) -> object:
         """The JSON body of an action, or `Refused`: read-only, another site's page (Origin), not JSON
@@ -351,6 +360,7 @@ def create_app(
         exp = experiment_id_or_404(experiment_id)
         try:
             form = parse(ReviewForm, await form_body(request))
+            await feed.wake(exp)
             event = review_event(feed.read, exp, form)
             stored = await actions["cli"].append(event)
         except Refused as exc:
@@ -363,6 +373,7 @@ def create_app(
         exp = experiment_id_or_404(experiment_id)
         try:
             form = parse(CancelForm, await form_body(request))
+            await feed.wake(exp)
             stored = await actions["cli"].append(cancel_request(feed.read, exp, form))
         except Refused as exc:
             return refused(exc)
