@@ -11,6 +11,9 @@ measurement runs in a fresh child process, as the agents run them; results are c
 --work-dir, so an interrupted run resumes.
 
     python bench/recovery.py --data-dir ../shared/data [--steps 20] [--arc-limit 100] [--prunings wanda] [--no-write]
+    python bench/recovery.py --smoke --model build/test-cache/tiny-llama --work-dir /tmp/recovery-smoke
+    (one pruning of a 2-layer model, 2 steps each, 256 tokens, 4 items, 9 child processes: ~100 s of CPU,
+    3 min at load 6; RESULTS.md untouched)
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ PRUNINGS = {
     "drop 4 of 30 layers": ("layer_drop", {"layers": 4}),
     "Wanda 50 %": ("wanda", {"sparsity": 0.5}),
 }
+SMOKE_PRUNINGS = {"drop 1 of 2 layers": ("layer_drop", {"layers": 1})}  # the tiny model has 2 layers
 THREADS = 1  # on 2 cores shared with others, 2 threads ran 4x slower than 1 (measured)
 
 
@@ -67,6 +71,8 @@ class Bench:
     def __init__(self, args: argparse.Namespace, base: Path) -> None:
         self.args, self.base, self.work = args, base, args.work_dir
         self.rows: list[dict[str, Any]] = []
+        self.prunings = SMOKE_PRUNINGS if args.smoke else PRUNINGS
+        self.calibration = (4, 64) if args.smoke else (32, 256)  # pruning's samples x tokens
 
     def cached(self, label: str) -> dict[str, Any] | None:
         path = self.work / "results" / f"{slug(label)}.json"
@@ -109,15 +115,18 @@ class Bench:
 
     async def run(self) -> None:
         a, n = self.args, self.args.steps
-        dense = await self.row("dense (SmolLM2-135M float32)", self.base)
-        for name, (method, params) in PRUNINGS.items():
+        dense = await self.row(
+            f"dense ({Path(a.model).name})" if a.smoke else "dense (SmolLM2-135M float32)", self.base
+        )
+        samples, seq_len = self.calibration
+        for name, (method, params) in self.prunings.items():
             if a.prunings and method not in a.prunings:
                 continue
             pruned, cost = await self.step(
                 name,
                 prune_to_folder,
                 lambda f, m=method, p=params: (
-                    PruneJob.parse(m, p, str(self.base), str(f), str(a.data_dir), 32, 256, 0, "cpu"),
+                    PruneJob.parse(m, p, str(self.base), str(f), str(a.data_dir), samples, seq_len, 0, "cpu"),
                 ),
             )
             before = await self.row(name, pruned, wall_s=cost["wall_s"], kind="pruned", dense=dense["label"])
@@ -127,9 +136,11 @@ class Bench:
             folder, kd = await self.step(f"{name} + KD {n}", distill_to_folder, self.kd(pruned, n))
             await self.row(f"{name} + KD {n} steps", folder, wall_s=kd["wall_s"], steps=n, **rec)
             # equal wall time: KD's own fixed cost and per-step time, fitted into LoRA's wall time
-            per_step = kd["metrics"]["train_s"] / n
+            per_step = max(kd["metrics"]["train_s"] / n, 1e-3)  # a tiny model's steps may round to 0 s
             fixed = kd["wall_s"] - kd["metrics"]["train_s"]
             k = max(1, math.floor((lora_row["wall_s"] - fixed) / per_step))
+            if a.smoke:  # a tiny model's steps take milliseconds: LoRA's wall time would fit thousands
+                k = min(k, 2 * n)
             folder, kd_eq = await self.step(f"{name} + KD {k}", distill_to_folder, self.kd(pruned, k))
             label = f"{name} + KD {k} steps (LoRA's wall time)"
             await self.row(label, folder, wall_s=kd_eq["wall_s"], steps=k, equal_wall=True, **rec)
@@ -145,7 +156,8 @@ class Bench:
             pruned = by_label.get(r.get("pruned", ""))
             ppl_closed = acc_closed = "-"
             if pruned is not None:
-                ppl_closed = f"{(pruned['ppl'] - r['ppl']) / (pruned['ppl'] - dense['ppl']):.0%}"
+                ppl_gap = pruned["ppl"] - dense["ppl"]
+                ppl_closed = f"{(pruned['ppl'] - r['ppl']) / ppl_gap:.0%}" if ppl_gap else "n/a (no gap)"
                 gap = dense["acc"] - pruned["acc"]
                 acc_closed = f"{(r['acc'] - pruned['acc']) / gap:.0%}" if gap >= 0.05 else "n/a (gap < 0.05)"
             wall = r.get("wall_s", "-") if r.get("kind") == "recovered" else "-"
@@ -169,7 +181,7 @@ def write_results(body: str) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     start = time.perf_counter()
-    base = materialize(resolve_model("smollm2-135m"), REPO / "build" / "test-cache" / "models")
+    base = materialize(resolve_model(args.model), REPO / "build" / "test-cache" / "models")
     bench = Bench(args, base)
     if args.table_only:  # what finished so far, in the order it was measured
         files = sorted((args.work_dir / "results").glob("*.json"), key=lambda f: f.stat().st_mtime)
@@ -204,4 +216,12 @@ if __name__ == "__main__":
     parser.add_argument("--prunings", type=lambda v: v.split(","), default=None, help="e.g. layer_drop,wanda")
     parser.add_argument("--table-only", action="store_true", help="no new runs: the table of the cached rows")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print only; leave RESULTS.md alone")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--model", default="smollm2-135m", help="an alias or a model folder (the smoke: a tiny one)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="1 pruning, 2 steps, 256 tokens, 4 items, no RESULTS update (tiny --model)"
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        args.steps, args.ppl_tokens, args.arc_limit, args.write = 2, 256, 4, False
+        args.work_dir = args.work_dir / "smoke"  # never mixed with the cached results of a full run
+    asyncio.run(main(args))

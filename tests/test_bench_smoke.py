@@ -93,6 +93,17 @@ def test_mixed_precision_bench_smoke(tiny_model_dir: Path, data_dir: Path, tmp_p
 
 
 @pytest.mark.slow
+def test_recovery_bench_smoke(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    before = (REPO / "bench" / "RESULTS.md").read_text()
+    # one pruning, LoRA and KD twice (equal steps, equal wall time), each step and measurement a child process
+    result = run_bench("recovery.py", *on_tiny_model(tiny_model_dir, data_dir, tmp_path), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "| drop 1 of 2 layers + LoRA 2 steps | 2 |" in result.stdout, result.stdout[-3000:]
+    assert "| drop 1 of 2 layers + KD 2 steps | 2 |" in result.stdout and "(LoRA's wall time) |" in result.stdout
+    assert (REPO / "bench" / "RESULTS.md").read_text() == before  # a smoke run records nothing
+
+
+@pytest.mark.slow
 def test_faults_bench_smoke(data_dir: Path) -> None:
     # one scenario with its own limit of 420 s (agents started, one killed, the run recovers)
     result = run_bench("faults.py", "--data-dir", str(data_dir), timeout=600)
