@@ -1,6 +1,7 @@
 """Dashboard figures: replay time and server memory with a large log, time to the first full render of
-the experiments page and of a 1,000-episode experiment in headless Chromium, and the delay from an
-append to its point on the page (p50/p95).
+the experiments page and of a 1,000-episode experiment in headless Chromium, the delay from an
+append to its point on the page (p50/p95), and a restart: resumed from the read models' snapshot
+(the sequence it resumed from, the time to ready) instead of replaying the log.
 
 Runs its own nats-server and `greenai dashboard` (a real process) in a temporary folder, and drives the
 system Chromium through Playwright. Figures are printed, never asserted.
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -29,6 +32,7 @@ from greenai.events import Envelope, new_event  # noqa: E402
 from greenai.events.experiment import EpisodeDecided, RunRequested, Step  # noqa: E402
 from greenai.shared.eventstore import EventStore  # noqa: E402
 from greenai.shared.nats_server import start_nats_server  # noqa: E402
+from greenai.shared.projection_snapshot import DASHBOARD_BUCKET, ensure_projection_bucket  # noqa: E402
 from tests import factories as f  # noqa: E402
 from tests.integration.dashboard_browser import BROWSER, browser, open_page, running_dashboard  # noqa: E402
 
@@ -69,6 +73,7 @@ async def main(total: int, episodes: int, appends: int) -> None:
         server = start_nats_server(Path(tmp) / "nats", publish_endpoint=False)
         try:
             store = await EventStore.connect(server.url, "GREENAI_EVENTS")
+            await ensure_projection_bucket(store.js, bucket=DASHBOARD_BUCKET)  # what `greenai up` creates as admin
             background = synthetic_log(total)
             big = big_experiment("big", episodes)
             await publish(store, [*background, *big])
@@ -114,6 +119,15 @@ async def main(total: int, episodes: int, appends: int) -> None:
                         f"p95 {pct(delays, 0.95) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms"
                     )
                     errors = page.errors
+            # stopped (its last snapshot stored), the log moves on, started again: it resumes, not replays
+            await publish(store, synthetic_log(min(1000, total))[:50])
+            t0 = time.perf_counter()
+            with running_dashboard(server.url, Path(tmp) / "auth", Path(tmp) / "dash", ready_within_s=900) as url:
+                ready = time.perf_counter() - t0
+                with urllib.request.urlopen(url + "/api/experiments", timeout=60) as answer:
+                    listed = json.load(answer)
+                print(f"dashboard restart (snapshot + 50-event tail)              {ready:8.1f} s "
+                      f"(resumed from sequence {listed['resumed_from']:,} of {listed['last_seq']:,})")  # fmt: skip
             print(f"console errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
             await store.close()
         finally:

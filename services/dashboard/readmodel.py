@@ -57,6 +57,15 @@ class ExperimentModel:
     episode_seq: dict[int, int] = field(default_factory=dict)  # episode -> the last sequence that touched it
     _front: ParetoFront | None = None
     _curve: HypervolumeCurve = field(default_factory=HypervolumeCurve)
+    _views: dict[str, tuple[int, Any]] = field(default_factory=dict)  # view -> (the sequence it was made at, it)
+
+    def cached(self, view: str, at: int, make: Any) -> Any:
+        """A view of this model made once per change (`at`: the sequence its input last changed), so
+        every page streaming it, and every snapshot, share one computation."""
+        kept = self._views.get(view)
+        if kept is None or kept[0] != at:
+            kept = self._views[view] = (at, make())
+        return kept[1]
 
     @property
     def experiment_id(self) -> str:

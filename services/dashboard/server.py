@@ -79,10 +79,14 @@ def plotly_js() -> Path:
 
 def _page(title: str, kind: str, body: str, status: int = 200, **data: str) -> HTMLResponse:
     """A page: the same shell for all, plotly.js (4.6 MB) and the chart scripts only where a chart is
-    drawn (before dashboard.js, which starts the page)."""
+    drawn (before dashboard.js, which starts the page). plotly.js loads `async`, beside them: the page
+    connects and draws its tables while plotly.js is parsed (seconds on a slow machine), and draws its
+    charts once it is there (`plot` in charts.js)."""
     attrs = " ".join(f'data-{k}="{escape(v)}"' for k, v in data.items())
-    scripts = ("plotly.min.js", "charts.js", "actions.js") if kind in ("experiment", "compare") else ()
-    plotly = "".join(f'<script src="/static/{name}" defer></script>' for name in scripts)
+    charts = kind in ("experiment", "compare")
+    scripts = ("charts.js", "actions.js") if charts else ()
+    plotly = '<script id="plotly-js" src="/static/plotly.min.js" async></script>' if charts else ""
+    plotly += "".join(f'<script src="/static/{name}" defer></script>' for name in scripts)
     html = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)} · GreenAI</title>"
@@ -171,8 +175,10 @@ def create_app(
             raise HTTPException(404, f"{experiment_id!r} is not an experiment id (letters, digits, _ and -)") from None
 
     @app.get("/static/plotly.min.js")
-    async def plotly() -> FileResponse:
-        return FileResponse(plotly_js(), media_type="text/javascript")
+    async def plotly() -> FileResponse:  # the same for the life of the install: a browser keeps it a day
+        return FileResponse(
+            plotly_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
+        )
 
     @app.get("/static/{name}")
     async def static(name: str) -> FileResponse:
@@ -218,7 +224,7 @@ def create_app(
     @app.get("/api/experiments")
     async def experiments_json() -> dict[str, Any]:
         await feed.ready.wait()
-        return {"rows": feed.read.rows(), "last_seq": feed.read.last_seq}
+        return {"rows": feed.read.rows(), "last_seq": feed.read.last_seq, "resumed_from": feed.resumed_from}
 
     @app.get("/api/experiments/{experiment_id}")
     async def experiment_json(experiment_id: str) -> dict[str, Any]:
@@ -233,10 +239,10 @@ def create_app(
     @app.get("/api/stream/experiments")
     async def experiments_stream(request: Request) -> Response:
         def snapshot() -> dict[str, Any]:
-            return {"rows": feed.read.rows()}
+            return {"rows": [views.listed_row(r) for r in feed.read.rows()]}
 
         def delta(since: int) -> tuple[str, dict[str, Any]] | None:
-            rows = feed.read.rows(since)
+            rows = [views.listed_row(r) for r in feed.read.rows(since)]
             return ("delta", {"rows": rows}) if rows else None
 
         return await stream(request, snapshot, delta, KEEPALIVE_S)
@@ -245,10 +251,12 @@ def create_app(
     async def experiment_stream(request: Request, experiment_id: str) -> Response:
         exp = experiment_id_or_404(experiment_id)
         shown = {"exists": False}
+        sent = views.PointsSent()
 
         def snapshot() -> dict[str, Any]:
             snap = views.experiment_snapshot(feed.read.get(exp))
             shown["exists"] = snap["exists"]
+            sent.whole(snap)
             return snap
 
         def delta(since: int) -> tuple[str, dict[str, Any]] | None:
@@ -257,7 +265,7 @@ def create_app(
                 return None
             if not shown["exists"]:  # it appeared after the page opened: the page gets it whole
                 return "snapshot", snapshot()
-            return "delta", views.experiment_delta(model, since)
+            return "delta", sent.changes(views.experiment_delta(model, since))
 
         return await stream(request, snapshot, delta, KEEPALIVE_S, wake=[exp])
 

@@ -34,6 +34,20 @@ def status_of(model: ExperimentModel) -> tuple[str, str]:
 
 
 def summary(model: ExperimentModel) -> dict[str, Any]:
+    """The experiment's row (made once per change of the model: every page and snapshot shares it)."""
+    return dict(model.cached("summary", model.last_seq, lambda: _summary(model)))
+
+
+# What the experiments page draws of a row: the rest (the proposal, the objective...) is the experiment page's.
+LISTED = ("id", "status", "reason", "model", "dataset", "policy", "episodes_done", "episodes_planned",
+          "best_accuracy", "baseline_accuracy", "started")  # fmt: skip
+
+
+def listed_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in LISTED}
+
+
+def _summary(model: ExperimentModel) -> dict[str, Any]:
     state, run = model.state, model.state.run
     status, reason = status_of(model)
     done = sum(1 for ep in state.episodes.values() if ep.finished and ep.decision.action != "end")
@@ -86,7 +100,12 @@ def _evaluation_of(model: ExperimentModel, c: Candidate) -> EvaluateCompleted | 
 
 def points(model: ExperimentModel) -> list[dict[str, Any]]:
     """Every evaluated candidate with its interval, its latency spread where measured, and whether it
-    is on the front (the Pareto fold decides, not the page)."""
+    is on the front (the Pareto fold decides, not the page). Made once per change of the results."""
+    made: list[dict[str, Any]] = model.cached("points", model.results_seq, lambda: _points(model))
+    return made
+
+
+def _points(model: ExperimentModel) -> list[dict[str, Any]]:
     front = model.front()
     on_front = {c.episode for c in front.front}
     out = []
@@ -227,6 +246,38 @@ def experiment_delta(model: ExperimentModel, since: int) -> dict[str, Any]:
     delta["episodes"] = [r for n in changed if (r := episode_row(model, n))]
     delta["tail"] = tail_items([t for t in model.tail if t.seq > since])
     return delta
+
+
+class PointsSent:
+    """What one page holds of the charts: a delta carries only the points that changed since (a new
+    result re-ranks a few; sending 1,000 points per result cost most of a delta), and of the
+    hypervolume curve only the entries from the first that changed."""
+
+    def __init__(self) -> None:
+        self.points: dict[int, dict[str, Any]] = {}
+        self.curve: list[dict[str, Any]] | None = None
+
+    def whole(self, snap: dict[str, Any]) -> None:
+        self.points = {p["episode"]: p for p in snap.get("points", [])}
+        self.curve = snap.get("hypervolume")
+
+    def changes(self, delta: dict[str, Any]) -> dict[str, Any]:
+        if "points" in delta:
+            now = {p["episode"]: p for p in delta.pop("points")}
+            changed = [p for e, p in now.items() if self.points.get(e) != p]
+            removed = [e for e in self.points if e not in now]
+            if changed or removed:
+                delta |= {"points_changed": changed, "points_removed": removed, "points_total": len(now)}
+            self.points = now
+        if "hypervolume" in delta:
+            curve, old = delta.pop("hypervolume"), self.curve or []
+            if curve != old:  # usually one entry more: only what differs from what the page holds is sent
+                same = next(
+                    (i for i, (a, b) in enumerate(zip(curve, old, strict=False)) if a != b), min(len(curve), len(old))
+                )
+                delta |= {"hypervolume_from": same, "hypervolume_tail": curve[same:]}
+            self.curve = curve
+        return delta
 
 
 def compared(model: ExperimentModel | None, experiment_id: str) -> dict[str, Any]:

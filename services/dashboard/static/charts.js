@@ -1,13 +1,30 @@
 // Charts beside the experiment's front: its hypervolume over episodes, and the compare page (two or
 // more experiments' points on one chart). The server computes both (the Pareto fold, the hypervolume
-// fold); this file only draws. Loaded before dashboard.js, which starts the page.
+// fold); this file only draws. Run before dashboard.js (both deferred), which starts the page.
 "use strict";
 
 const PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"];
 
+// plotly.js (4.6 MB to parse) loads beside the page's own scripts (async), so the tables and the data
+// stream start at once; a chart asked for before it is there is drawn when it arrives (the latest ask).
+const waitingForPlotly = new Map();  // chart element -> its latest draw
+function plot(box, traces, layout, after) {
+  const draw = () => {
+    timed("plotly " + box.id, () => Plotly.react(box, traces, layout, { displaylogo: false, responsive: true }));
+    if (after) after();
+  };
+  if (window.Plotly) { draw(); return; }
+  if (!waitingForPlotly.size) {
+    document.getElementById("plotly-js").addEventListener("load", () => {
+      for (const d of waitingForPlotly.values()) d();
+      waitingForPlotly.clear();
+    }, { once: true });
+  }
+  waitingForPlotly.set(box, draw);
+}
+
 function drawHypervolume(curve) {
   const box = document.getElementById("hv-chart");
-  box.dataset.points = String(curve.length);
   const trace = {
     type: "scatter", mode: "lines+markers", line: { shape: "hv", color: "#1b9e77" }, name: "hypervolume",
     x: curve.map((c) => c.episode), y: curve.map((c) => c.hypervolume),
@@ -15,7 +32,7 @@ function drawHypervolume(curve) {
   };
   const layout = { xaxis: { title: { text: "episode (0: the baseline)" }, rangemode: "tozero" },
                    yaxis: { title: { text: "hypervolume" }, rangemode: "tozero" }, height: 300, margin: { t: 20 } };
-  Plotly.react(box, [trace], layout, { displaylogo: false, responsive: true });
+  plot(box, [trace], layout, () => { box.dataset.points = String(curve.length); });
 }
 
 function comparePage() {
@@ -52,10 +69,10 @@ function comparePage() {
 
   function draw() {
     const chart = document.getElementById("chart");
-    chart.dataset.experiments = String(experiments.filter((e) => e.exists).length);
+    const shown = String(experiments.filter((e) => e.exists).length);
     const layout = { xaxis: { title: { text: AXES[ax.value] } }, yaxis: { title: { text: AXES[ay.value] } },
                      height: 520, margin: { t: 20 }, legend: { orientation: "h" } };
-    Plotly.react(chart, traces(), layout, { displaylogo: false, responsive: true });
+    plot(chart, traces(), layout, () => { chart.dataset.experiments = shown; });
     const table = document.getElementById("compared");
     const head = ["experiment", "status", "model", "target", "policy", "episodes", "best accuracy", "front points"];
     table.replaceChildren(el("tr", {}, ...head.map((h) => el("th", {}, h))));

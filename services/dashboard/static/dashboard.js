@@ -28,8 +28,29 @@ function params(p) {
   return entries.map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
 }
 
+// One formatter for every date: toLocaleString() builds a new one per call (most of a 2,000-row table's cost).
+const DATES = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "numeric", day: "numeric",
+                                                   hour: "numeric", minute: "numeric", second: "numeric" });
 function when(iso) {
-  return iso ? new Date(iso).toLocaleString() : "–";
+  return iso ? DATES.format(new Date(iso)) : "–";
+}
+
+// Where a page's time goes, for a profiler or a benchmark: performance.getEntriesByType("measure").
+function timed(name, fn) {
+  const start = performance.now();
+  try { return fn(); } finally { performance.measure(name, { start, end: performance.now() }); }
+}
+
+// Draw at most once a frame, however many deltas arrived (a hidden page has no frames: a timer then).
+function coalesced(draw) {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    const run = () => { pending = false; draw(); };
+    if (document.visibilityState === "visible") requestAnimationFrame(run);
+    else setTimeout(run, 100);
+  };
 }
 
 function connect(url, handlers) {
@@ -39,7 +60,7 @@ function connect(url, handlers) {
   source.onerror = () => { conn.textContent = "reconnecting…"; conn.className = "conn down"; };
   for (const [name, fn] of Object.entries(handlers)) {
     source.addEventListener(name, (e) => {
-      const data = JSON.parse(e.data);
+      const data = timed("parse " + name, () => JSON.parse(e.data));
       if (data.error) { conn.textContent = "log unavailable: " + data.error; conn.className = "conn down"; }
       fn(data);
     });
@@ -97,24 +118,50 @@ function experimentsPage() {
     box.onchange = () => { if (box.checked) chosen.add(id); else chosen.delete(id); linkCompare(); };
     return box;
   }
-  function draw() {
-    const sorted = [...rows.values()].sort((a, b) => (b.started || "").localeCompare(a.started || ""));
-    table.replaceChildren(el("tr", {}, ...head.map((h) => el("th", {}, h))));
-    linkCompare();
-    for (const r of sorted) {
-      table.append(el("tr", { class: "exp status-" + r.status.replace(/ /g, "-"), "data-id": r.id },
-        el("td", {}, tick(r.id)), el("td", {}, el("a", { href: "/experiments/" + encodeURIComponent(r.id) }, r.id)),
-        el("td", { class: "status" }, r.status), el("td", {}, r.model), el("td", {}, r.dataset),
-        el("td", {}, r.policy), el("td", {}, `${r.episodes_done}/${r.episodes_planned}`),
-        el("td", {}, fmt(r.best_accuracy)), el("td", {}, fmt(r.baseline_accuracy)), el("td", {}, when(r.started)),
-        el("td", { class: "reason" }, r.reason)));
-    }
-    if (!sorted.length) table.append(el("tr", {}, el("td", { colspan: head.length }, "No experiments in the log yet.")));
+  const newest = (a, b) => (b.started || "").localeCompare(a.started || "");
+  const shown = new Map();  // id -> its <tr>: a delta replaces only the rows it carries
+  let changed = null;  // ids changed since the last draw; null: draw the whole table
+  function row(r) {
+    const tr = el("tr", { class: "exp status-" + r.status.replace(/ /g, "-"), "data-id": r.id, "data-started": r.started || "" },
+      el("td", {}, tick(r.id)), el("td", {}, el("a", { href: "/experiments/" + encodeURIComponent(r.id) }, r.id)),
+      el("td", { class: "status" }, r.status), el("td", {}, r.model), el("td", {}, r.dataset),
+      el("td", {}, r.policy), el("td", {}, `${r.episodes_done}/${r.episodes_planned}`),
+      el("td", {}, fmt(r.best_accuracy)), el("td", {}, fmt(r.baseline_accuracy)), el("td", {}, when(r.started)),
+      el("td", { class: "reason" }, r.reason));
+    shown.set(r.id, tr);
+    return tr;
   }
+  function drawAll() {  // one fragment, one insertion: the browser lays the table out once
+    const sorted = [...rows.values()].sort(newest);
+    shown.clear();
+    const body = document.createDocumentFragment();
+    body.append(el("tr", {}, ...head.map((h) => el("th", {}, h))));
+    for (const r of sorted) body.append(row(r));
+    if (!sorted.length) body.append(el("tr", {}, el("td", { colspan: head.length }, "No experiments in the log yet.")));
+    table.replaceChildren(body);
+  }
+  function drawChanged(ids) {
+    for (const id of ids) {
+      const r = rows.get(id);
+      const old = shown.get(id);
+      if (old && old.dataset.started === (r.started || "")) { old.replaceWith(row(r)); continue; }
+      const top = table.rows[1];  // the newest shown
+      const topRow = top && top.dataset.id !== undefined ? rows.get(top.dataset.id) : undefined;
+      if (!old && topRow && newest(r, topRow) <= 0) { top.before(row(r)); continue; }  // a new run: on top
+      drawAll();  // a row whose place in the order moved: rare
+      return;
+    }
+  }
+  const draw = coalesced(() => {
+    linkCompare();
+    if (changed === null) timed("table", drawAll);
+    else { const ids = changed; timed("rows", () => drawChanged(ids)); }
+    changed = new Set();
+  });
   runForm();
   connect("/api/stream/experiments", {
-    snapshot: (d) => { rows.clear(); d.rows.forEach((r) => rows.set(r.id, r)); draw(); },
-    delta: (d) => { d.rows.forEach((r) => rows.set(r.id, r)); draw(); },
+    snapshot: (d) => { rows.clear(); d.rows.forEach((r) => rows.set(r.id, r)); changed = null; draw(); },
+    delta: (d) => { d.rows.forEach((r) => { rows.set(r.id, r); if (changed) changed.add(r.id); }); draw(); },
   });
 }
 
@@ -230,12 +277,14 @@ function experimentPage() {
     const layout = { xaxis: { title: { text: title(x) } }, yaxis: { title: { text: title(y) } }, height: 460,
                      margin: { t: 20 }, legend: { orientation: "h" } };
     const chart = document.getElementById("chart");
-    chart.dataset.points = String(state.points.length);
-    Plotly.react(chart, traces, layout, { displaylogo: false, responsive: true });
-    if (!chart.dataset.bound) {
-      chart.dataset.bound = "1";
-      chart.on("plotly_click", (ev) => showCard(ev.points[0].customdata));
-    }
+    const count = String(state.points.length);
+    plot(chart, traces, layout, () => {
+      chart.dataset.points = count;  // what a reader (or a test) waits for: drawn, not just received
+      if (!chart.dataset.bound) {
+        chart.dataset.bound = "1";
+        chart.on("plotly_click", (ev) => showCard(ev.points[0].customdata));
+      }
+    });
   }
 
   function showCard(episode) {
@@ -271,20 +320,28 @@ function experimentPage() {
 
   function drawTimeline(changed) {
     const table = document.getElementById("timeline");
-    if (changed === null) {
+    if (changed === null) {  // the whole timeline: built apart, inserted once
       episodeRows.clear();
-      table.replaceChildren(el("tr", {}, ...["episode", "status", "decided by", "steps", "wall s", "rationale"]
+      const body = document.createDocumentFragment();
+      body.append(el("tr", {}, ...["episode", "status", "decided by", "steps", "wall s", "rationale"]
         .map((h) => el("th", {}, h))));
-      changed = [...state.episodes.keys()];
+      for (const n of [...state.episodes.keys()].sort((a, b) => a - b)) {
+        const row = episodeRow(n);
+        episodeRows.set(n, row);
+        body.append(row);
+      }
+      table.replaceChildren(body);
+      return;
     }
+    let last = episodeRows.size ? Math.max(...episodeRows.keys()) : -Infinity;
     for (const n of [...changed].sort((a, b) => a - b)) {
       const row = episodeRow(n);
       const old = episodeRows.get(n);
       if (old) old.replaceWith(row);
+      else if (n > last) { table.append(row); last = n; }  // the usual case: a new episode at the end
       else {
         const later = [...episodeRows.keys()].filter((k) => k > n);
-        if (later.length) episodeRows.get(Math.min(...later)).before(row);
-        else table.append(row);
+        episodeRows.get(Math.min(...later)).before(row);
       }
       episodeRows.set(n, row);
     }
@@ -310,21 +367,46 @@ function experimentPage() {
     while (table.rows.length > 200) table.deleteRow(-1);
   }
 
+  // What arrived since the last frame; drawn together once (a burst of deltas costs one Plotly.react).
+  const todo = { whole: false, chart: false, curve: null, episodes: new Set(), tail: [] };
+  const points = new Map();  // episode -> point: a delta carries only the points that changed
+
   function apply(d, whole) {
     if (!d.exists) return;
     state.summary = d.summary;
-    if (whole) { state.episodes.clear(); state.tail = []; }
-    if (d.points) state.points = d.points;
-    for (const e of d.episodes || []) state.episodes.set(e.episode, e);
+    if (whole) {
+      state.episodes.clear(); state.tail = []; points.clear();
+      Object.assign(todo, { whole: true, chart: true, episodes: new Set(), tail: [] });
+    }
+    for (const p of d.points || d.points_changed || []) points.set(p.episode, p);
+    for (const e of d.points_removed || []) points.delete(e);
+    if (d.points || d.points_changed || d.points_removed) {
+      state.points = [...points.values()].sort((a, b) => a.episode - b.episode);
+      todo.chart = true;
+    }
+    if (d.hypervolume) todo.curve = d.hypervolume;
+    if (d.hypervolume_tail) todo.curve = (todo.curve || curve || []).slice(0, d.hypervolume_from).concat(d.hypervolume_tail);
+    for (const e of d.episodes || []) { state.episodes.set(e.episode, e); todo.episodes.add(e.episode); }
     state.tail = state.tail.concat(d.tail || []).slice(-300);
+    if (!whole) todo.tail = todo.tail.concat(d.tail || []);
+    render();
+  }
+
+  const render = coalesced(() => {
     drawSummary();
     drawCancel();
     drawReview();
-    if (whole || d.points) drawChart();
-    if (d.hypervolume) drawHypervolume(d.hypervolume);
-    drawTimeline(whole ? null : (d.episodes || []).map((e) => e.episode));
-    drawTail(whole ? undefined : d.tail || []);
-  }
+    if (todo.chart) timed("chart", drawChart);
+    if (todo.curve) { curve = todo.curve; renderCurve(); }
+    const episodes = todo.whole ? null : todo.episodes;
+    timed("timeline", () => drawTimeline(episodes));
+    const tail = todo.whole ? undefined : todo.tail;
+    timed("tail", () => drawTail(tail));
+    Object.assign(todo, { whole: false, chart: false, curve: null, episodes: new Set(), tail: [] });
+  });
+  // The hypervolume curve is a second chart: drawn in the frame after the front and the timeline.
+  let curve = null;
+  const renderCurve = coalesced(() => timed("hypervolume", () => drawHypervolume(curve)));
 
   connect("/api/stream/experiments/" + encodeURIComponent(exp), {
     snapshot: (d) => apply(d, true),
