@@ -89,6 +89,9 @@ def test_random_cases_never_exceed_the_budget() -> None:
         ({"candidate_bits": "2,16"}, "candidate_bits"),
         ({"candidate_bits": [2, 4, 8]}, "candidate_bits"),
         ({"strategy": "magic"}, "strategy"),
+        ({"iters": -1}, "iters"),
+        ({"iters": 10**6}, "iters"),
+        ({"iters": "200 steps"}, "iters"),
         ({"avg_bits": 4.5, "layer_config": {"lm_head": 2}}, "layer_config"),
     ],
 )

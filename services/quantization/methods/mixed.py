@@ -49,6 +49,9 @@ class MixedConfig(MethodConfig):
         default="knapsack", description="knapsack: Fisher sensitivity + greedy knapsack; autoscheme: auto-round's"
     )
     opt_rtn: bool = Field(default=False, description="auto-round's importance-weighted RTN instead of plain RTN")
+    iters: int = Field(
+        default=0, ge=0, le=1000, description="AutoRound's tuned rounding steps per block (0: RTN); slow on a CPU"
+    )
     sensitivity_samples: int = Field(
         default=32, ge=1, le=512, description="Calibration samples scored (the cost grows with their tokens)"
     )
@@ -114,7 +117,7 @@ class MixedPrecisionMethod(QuantizationMethod):
             calibration_file.write_text(json.dumps(texts))
             seqlen = min(512, min(len(tokenizer(t).input_ids) for t in texts))
             common = {
-                "iters": 0, "nsamples": len(texts), "seqlen": seqlen, "dataset": str(calibration_file),
+                "iters": config.iters, "nsamples": len(texts), "seqlen": seqlen, "dataset": str(calibration_file),
                 "seed": ctx.seed, "device_map": ctx.device, "enable_torch_compile": False,
                 "disable_opt_rtn": not config.opt_rtn,
             }  # fmt: skip
