@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -61,6 +62,88 @@ async def publish(store: EventStore, events: list[Envelope]) -> None:
         await asyncio.gather(*futures)
 
 
+def server_costs(events: list[Envelope], experiments: int) -> None:
+    """The server's own costs, in process and in CPU seconds (wall time says little on a busy machine):
+    a full fold of the log, the experiments page's snapshot, the read models' snapshot stored and read
+    back, waking the big experiment from its history, one result's delta at its size."""
+    from greenai.events.envelope import decode
+    from greenai.services.dashboard import readmodel_state, views
+    from greenai.services.dashboard.readmodel import ReadModel
+    from greenai.shared.eventstore_records import History, StoredEvent
+
+    def cpu(what: str, fn: Any) -> Any:
+        t0 = time.process_time()
+        out = fn()
+        print(f"  {what:<66} {time.process_time() - t0:7.3f} CPU s")
+        return out
+
+    print(f"server costs in process ({len(events):,} events, {experiments:,} experiments):")
+    raw = [e.encode() for e in events]
+    decoded = cpu("decode every event (validated)", lambda: [StoredEvent(i, decode(r)) for i, r in enumerate(raw, 1)])
+    read = ReadModel()
+    cpu("fold them into the read models", lambda: [read.apply(x) for x in decoded])
+    rows = cpu("experiments page snapshot, first (every row's Pareto fold)", read.rows)
+    cpu("experiments page snapshot, again (rows kept per change)", read.rows)
+    full = len(json.dumps(rows, separators=(",", ":"), default=str))
+    slim = len(json.dumps([views.listed_row(r) for r in rows], separators=(",", ":"), default=str))
+    print(f"  experiments page snapshot: {slim / 1024:,.0f} KiB sent (all fields: {full / 1024:,.0f} KiB)")
+    state = cpu("read models' snapshot: dump", lambda: readmodel_state.dump_state(read))
+    print(f"  read models' snapshot: {len(state) / 1024:,.0f} KiB before compression")
+    resumed = cpu(
+        "read models' snapshot: load (validated, experiments dormant)", lambda: readmodel_state.load_state(state)
+    )
+    big = History("big", [x for x in decoded if x.envelope.experiment_id == "big"])
+    model = cpu(f"wake the big experiment ({len(big.events):,} events, already decoded)", lambda: resumed.wake(big))
+    snap = cpu("its page's snapshot", lambda: views.experiment_snapshot(model))
+    print(f"  its page's snapshot: {len(json.dumps(snap, default=str)) / 1024:,.0f} KiB")
+    sent = views.PointsSent()
+    sent.whole(snap)
+    seq, n = len(events), len(model.state.episodes) + 1
+    t0, sizes = time.process_time(), []
+    for k in range(20):
+        since = seq
+        for env in episode("big", n + k):
+            seq += 1
+            resumed.apply(StoredEvent(seq, env))
+        sizes.append(len(json.dumps(sent.changes(views.experiment_delta(model, since)), default=str)))
+    per = (time.process_time() - t0) / 20
+    print(f"  one result's delta (fold, Pareto, points, JSON), mean of 20         {per:7.3f} CPU s, "
+          f"{statistics.mean(sizes) / 1024:.1f} KiB")  # fmt: skip
+
+
+async def page_measures(page: Any) -> str:
+    """The page's own `performance.measure`s (dashboard.js: parse, table, chart, plotly, timeline...), in ms."""
+    await asyncio.sleep(0.3)  # the hypervolume chart is drawn a frame after the front
+    entries = await page.evaluate(
+        "performance.getEntriesByType('measure').map(e => [e.name, e.startTime, e.duration])"
+    )  # fmt: skip
+    nav = await page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
+    parts = [f"{name} {duration:.0f} ms (at {start:.0f})" for name, start, duration in entries]
+    return ", ".join([*parts, f"load event (plotly.js evaluated) at {nav:.0f} ms"])
+
+
+async def plotly_alone(b: Any) -> float:
+    """plotly.min.js evaluated in an empty page: the floor under any chart page's first render."""
+    from greenai.services.dashboard.server import plotly_js
+
+    body = plotly_js().read_bytes()
+    context = await b.new_context()
+    html = b"<script src='/t0.js'></script><script src='/plotly.js'></script><script src='/t1.js'></script>"
+    files = {"/t0.js": b"window.t0 = performance.now()", "/plotly.js": body, "/t1.js": b"window.t1 = performance.now()"}
+
+    async def serve(route: Any) -> None:
+        path = "/" + route.request.url.split("/", 3)[-1]
+        kind = "text/javascript" if path in files else "text/html"
+        await route.fulfill(body=files.get(path, html), content_type=kind)
+
+    await context.route("http://plotly.test/**", serve)
+    page = await context.new_page()
+    await page.goto("http://plotly.test/")
+    seconds: float = await page.evaluate("(window.t1 - window.t0) / 1000")
+    await context.close()
+    return seconds
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -81,6 +164,7 @@ async def main(total: int, episodes: int, appends: int) -> None:
             print(
                 f"log: {len(background) + len(big):,} events, {experiments:,} experiments, one of {episodes} episodes"
             )
+            server_costs([*background, *big], experiments)
 
             (Path(tmp) / "auth").mkdir()
             t0 = time.perf_counter()
@@ -104,6 +188,10 @@ async def main(total: int, episodes: int, appends: int) -> None:
                     await page.page.locator("#timeline tr.episode").nth(episodes - 1).wait_for(timeout=120_000)
                     print(
                         f"experiment page, first full render ({episodes} episodes)   {time.perf_counter() - t0:8.2f} s"
+                    )
+                    print(f"  where the page's time went: {await page_measures(page.page)}")
+                    print(
+                        f"  plotly.min.js alone, evaluated in a blank page               {await plotly_alone(b):8.2f} s"
                     )
 
                     delays = []
