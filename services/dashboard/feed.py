@@ -88,7 +88,7 @@ class Feed:
         target = info.state.last_seq
         self._stream = StreamIdentity(store.stream, info.created.isoformat() if info.created else "")
         if self.use_snapshots and target:
-            await self._resume(store, target)
+            await self._resume(store, target, int(info.state.first_seq or 1))
         if self.read.last_seq >= target:
             self._mark_ready(started)
         try:
@@ -116,7 +116,7 @@ class Feed:
             await self.wake(item.envelope.experiment_id)
         self.read.apply(item)
 
-    async def _resume(self, store: EventStore, target: int) -> None:
+    async def _resume(self, store: EventStore, target: int, first_seq: int) -> None:
         assert self._stream is not None
         self._snapshots = ProjectionSnapshots(store.js, bucket=DASHBOARD_BUCKET)
         name, version = readmodel_state.NAME, readmodel_state.VERSION
@@ -136,6 +136,9 @@ class Feed:
             return
         if read.last_seq != snap.seq:
             self._snapshots.refused(name, f"state at {read.last_seq}, header at {snap.seq}")
+            return
+        if first_seq > snap.seq + 1:  # messages after it aged out of the stream: its tail is gone
+            self._snapshots.refused(name, f"at sequence {snap.seq}, but the log now starts at {first_seq}")
             return
         self.read, self.resumed_from, self.saved_seq = read, snap.seq, snap.seq
         log.info("read models resumed from a snapshot", seq=snap.seq, tail=target - snap.seq)

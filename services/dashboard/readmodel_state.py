@@ -24,6 +24,7 @@ from pydantic_core import to_json
 
 from greenai.events.capabilities import AgentAnnounced
 from greenai.events.jobs import JobStarted
+from greenai.events.subjects import EXPERIMENT_ID_PATTERN
 from greenai.projections import capabilities, experiment, pareto
 from greenai.services.dashboard import hypervolume, readmodel, views
 from greenai.services.dashboard.readmodel import ReadModel
@@ -43,7 +44,7 @@ class _Strict(BaseModel):
 class Row(_Strict):
     """One experiment's row, as `views.summary` gives it."""
 
-    id: str = Field(max_length=200)
+    id: str = Field(pattern=EXPERIMENT_ID_PATTERN)  # a forged row cannot name what no subject could carry
     status: str
     reason: str
     model: str
