@@ -10,6 +10,7 @@ import pytest
 
 from greenai.events.results import Latency
 from greenai.services.quantization.job import QuantizeJob, quantize_to_folder
+from greenai.shared.jobs import JobError
 from greenai.shared.model_io import read_runtime, write_runtime
 
 
@@ -104,3 +105,14 @@ def test_the_front_says_which_runtime_each_latency_was_measured_with() -> None:
     events = [f.run(), f.spec(), f.evaluated("e", 0, 0.6, 50, 500, 4000), f.decided("e", 1), compiled]
     runtimes = {c.episode: c.runtime for c in pareto_front(events).candidates}
     assert runtimes == {0: "eager", 1: "compiled"}
+
+
+def test_int8_dynamic_is_refused_on_cuda_before_loading(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # measured on a lent H200: torch._int_mm needs > 16 rows, so batch-1 decode fails compiled
+    job = QuantizeJob.parse(
+        "torchao_int8", {"scheme": "dynamic"}, str(tiny_model_dir), str(tmp_path / "o"), None, 4, 64, 0, "cuda"
+    )
+    with pytest.raises(JobError, match="weight_only") as info:
+        quantize_to_folder(job)
+    assert info.value.reason == "unsupported"
+    assert not (tmp_path / "o").exists()

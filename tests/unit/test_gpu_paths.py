@@ -28,7 +28,8 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not HAS_CUDA, reason="no CUDA 
         ("awq", {"group_size": 64}),
         ("bnb_int8", {}),
         ("bnb_4bit", {"quant_type": "nf4"}),
-        ("torchao_int8", {"scheme": "dynamic"}),
+        ("torchao_int8", {"scheme": "weight_only"}),
+        ("mixed", {"avg_bits": 4.5, "sensitivity_samples": 4}),
     ],
 )
 def test_method_on_cuda_loads_and_generates_on_cuda(
