@@ -3,8 +3,9 @@
 Sizes: each quantization method that runs here in minutes, on SmolLM2-135M, with the tensors it
 leaves unquantized (embeddings, lm_head, norms) stored in bfloat16 as every method now does; the
 weights counted from the stored tensors (safetensors headers), bits/weight over the source's
-parameters, and the folder as shipped (tokenizer included). Latency: float32 eager, torchao int8
-(dynamic activations) compiled, float32 again (the drift of the machine across the run), each in its
+parameters, and the folder as shipped (tokenizer included). Latency: float32, bfloat16, AutoRound W8
+and W4 eager, torchao int8 (dynamic activations) compiled, float32 again (the drift of the machine
+across the run), each in its
 own child process as the evaluation's latency child runs it (1 thread, 5-15 runs until the IQR is
 under 5 % of the median), so the ratio to float32 comes from the same run.
 
@@ -38,6 +39,7 @@ from greenai.shared.model_io import (
 MiB = 2**20
 ROWS: list[tuple[str, str | None, dict[str, Any]]] = [  # (label, method, params); None: the float32 base
     ("float32", None, {}),
+    ("bfloat16", "bfloat16", {}),  # the base cast to bfloat16: the cheapest "compression"
     ("AutoRound W8 g64 RTN", "autoround", {"bits": 8, "group_size": 64}),
     ("AutoRound W4 g64 RTN", "autoround", {"bits": 4, "group_size": 64}),
     ("bitsandbytes LLM.int8", "bnb_int8", {}),
@@ -45,8 +47,10 @@ ROWS: list[tuple[str, str | None, dict[str, Any]]] = [  # (label, method, params
     ("torchao int8 dynamic act + weight", "torchao_int8", {"scheme": "dynamic"}),
     ("torchao int8 weight-only", "torchao_int8", {"scheme": "weight_only"}),
 ]
-SMOKE = [ROWS[0], ROWS[2], ROWS[5]]
+SMOKE = [ROWS[0], ROWS[1], ROWS[3], ROWS[6]]
 INT8 = "torchao int8 dynamic act + weight"
+# latency in this order, float32 again last: its drift says how much the machine moved during the run
+LATENCY = ("float32", "bfloat16", "AutoRound W8 g64 RTN", "AutoRound W4 g64 RTN", INT8, "float32")
 
 
 def _slug(label: str) -> str:
@@ -57,9 +61,21 @@ async def quantized(label: str, method: str, params: dict[str, Any], base: Path,
     folder = work / "artifacts" / _slug(label)
     if (folder / "config.json").is_file():
         return folder, 0.0
+    if method == "bfloat16":
+        done = await run_in_child(to_bfloat16, str(base), str(folder))
+        return folder, done.wall_s
     job = QuantizeJob.parse(method, params, str(base), str(folder), None, 0, 0, 0, "cpu")
     done = await run_in_child(quantize_to_folder, job)
     return folder, done.wall_s
+
+
+def to_bfloat16(source: str, target: str) -> None:
+    import torch
+
+    from greenai.shared.model_io import load_model, load_tokenizer
+
+    load_model(source, dtype=torch.bfloat16).save_pretrained(target)
+    load_tokenizer(source).save_pretrained(target)
 
 
 def perplexity(folder: str, data_dir: str, max_tokens: int) -> dict[str, Any]:
@@ -163,14 +179,18 @@ async def main(args: argparse.Namespace) -> None:
             continue
         folders[label] = folder
         sizes.append({**size_row(label, folder, source_parameters, wall), "source_parameters": source_parameters})
-        if args.ppl_tokens:
-            measured = await run_in_child(perplexity, str(folder), str(args.data_dir), args.ppl_tokens)
-            sizes[-1].update(measured.value)
+        if args.ppl_tokens:  # kept per row and token count: a resumed run measures only what is new
+            cached = args.work_dir / "ppl" / f"{_slug(label)}-{args.ppl_tokens}.json"
+            if not cached.is_file():
+                measured = await run_in_child(perplexity, str(folder), str(args.data_dir), args.ppl_tokens)
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                cached.write_text(json.dumps(measured.value))
+            sizes[-1].update(json.loads(cached.read_text()))
         print(f"size: {json.dumps(sizes[-1])}", flush=True)
     speeds = []
     if not args.no_latency and INT8 in folders:
         assert read_runtime(folders[INT8]) == "compiled"
-        for label in ("float32", INT8, "float32"):
+        for label in [name for name in (("float32", INT8) if args.smoke else LATENCY) if name in folders]:
             speeds.append(await latency(label, folders[label]))
             print(f"latency: {json.dumps(speeds[-1])}", flush=True)
     text = tables(sizes, speeds, args)
