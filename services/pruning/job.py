@@ -2,20 +2,19 @@
 
 The agent hands the child a `PruneJob` (the method's validated config, the fetched source folder,
 where to write, calibration settings) and gets a `StepOutput` back; nothing crosses the process
-boundary as an untyped dict (see shared.jobs.run_in_child).
+boundary as an untyped dict (see shared.job_contract, shared.jobs.run_in_child).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from greenai.services.pruning.methods.auto import get_method
-from greenai.services.pruning.methods.base import PruneConfig, PruneContext, decoder_linears
+from greenai.services.pruning.methods.base import PruneConfig, PruneContext, PruningMethod, decoder_linears
 from greenai.shared.artifacts import StepOutput, describe_folder, writing
-from greenai.shared.calibration import calibration_texts
+from greenai.shared.job_contract import CalibratedStepJob
 from greenai.shared.jobs import JobError
 from greenai.shared.model_layout import folder_model_type
 
@@ -34,36 +33,12 @@ def check_architecture(method_name: str, source: str | Path) -> str:
     return get_method(method_name).check_family(folder_model_type(source))
 
 
-@dataclass(frozen=True)
-class PruneJob:
+class PruneJob(CalibratedStepJob[PruneConfig]):
     """What the child needs: the method's parameters already validated by the agent."""
 
-    method: str
-    config: PruneConfig
-    source: str
-    target: str
-    data_dir: str | None
-    calibration_samples: int
-    calibration_seq_len: int
-    seed: int
-    device: str
-
     @classmethod
-    def parse(
-        cls,
-        method: str,
-        params: dict[str, Any],
-        source: str,
-        target: str,
-        data_dir: str | None,
-        calibration_samples: int,
-        calibration_seq_len: int,
-        seed: int,
-        device: str,
-    ) -> PruneJob:
-        """The job with `params` validated by the method's own config (a JobError 'invalid' if not)."""
-        config = get_method(method).parse(params)
-        return cls(method, config, source, target, data_dir, calibration_samples, calibration_seq_len, seed, device)
+    def method_of(cls, name: str) -> PruningMethod:
+        return get_method(name)
 
 
 def prune_to_folder(job: PruneJob) -> StepOutput:
@@ -71,17 +46,12 @@ def prune_to_folder(job: PruneJob) -> StepOutput:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(job.seed)
+    job.check_config()
     method = get_method(job.method)
-    if not isinstance(job.config, method.config_class):
-        raise JobError(f"{job.method}: the job carries a {type(job.config).__name__}", "invalid")
     check_architecture(job.method, job.source)
     if "quantization_config" in json.loads((Path(job.source) / "config.json").read_text()):
         raise JobError("pruning needs a float model; this source is quantized (prune before quantizing)", "invalid")
-    calibration = None
-    if method.needs_calibration:
-        if job.data_dir is None:
-            raise JobError(f"{job.method} needs calibration text: set the data dir (GREENAI_DATA_DIR)", "invalid")
-        calibration = calibration_texts(Path(job.data_dir), job.calibration_samples, job.calibration_seq_len, job.seed)
+    calibration = job.calibration(method.needs_calibration)
     model = AutoModelForCausalLM.from_pretrained(job.source, dtype=torch.float32, device_map=job.device)
     tokenizer = AutoTokenizer.from_pretrained(job.source)
     before = sum(p.numel() for p in model.parameters())
