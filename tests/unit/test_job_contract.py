@@ -82,6 +82,8 @@ def test_calibration_needs_a_data_dir_only_when_the_method_reads_it() -> None:
 
 def test_the_shared_contract_imports_no_agent() -> None:
     """An agent never imports another agent's code: the base must not pull any `greenai.services`."""
-    code = "import sys, greenai.shared.job_contract; print([m for m in sys.modules if m.startswith('greenai.services')])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    code = "import sys, greenai.shared.job_contract; print([m for m in sys.modules if m.startswith(sys.argv[1])])"
+    out = subprocess.run(
+        [sys.executable, "-c", code, "greenai.services"], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.strip() == "[]"
