@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -44,6 +44,10 @@ class Settings(BaseSettings):
         description="Per job kind: a child still running after this long is killed and the job fails (timeout).",
     )
     default_job_timeout_s: float = Field(default=7200.0, gt=0, description="For job kinds not in job_timeout_s.")
+    job_children: Literal["forked", "spawned"] = Field(
+        default="forked",
+        description="Job children forked from a warm server that imported torch (less CPU), or spawned afresh.",
+    )
     announce_interval_s: float = Field(
         default=60.0, gt=0, le=3600, description="How often an agent repeats what it offers (its heartbeat)."
     )

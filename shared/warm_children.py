@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from greenai.shared.config import Settings
 from greenai.shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -107,7 +108,7 @@ class Lease:
 def lease(threads: int) -> Lease:
     """A forked child from a server fit for this job, else a spawned one. Blocks (server restart):
     call from a thread."""
-    if sys.platform != "linux" or _state.disabled:
+    if sys.platform != "linux" or _state.disabled or Settings().job_children == "spawned":
         return Lease.spawned()
     fingerprint = _fingerprint(threads)
     with _state.lock:

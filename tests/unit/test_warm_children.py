@@ -133,3 +133,10 @@ def test_a_variable_read_at_import_gets_a_server_started_with_the_jobs_value(mon
     monkeypatch.setenv("HF_HUB_OFFLINE", flipped)
     seen = asyncio.run(run_in_child(_seen, hold=False)).value
     assert seen["offline_env"] == flipped and seen["offline_imported"] is (flipped == "1")
+
+
+def test_spawned_children_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the way back to fresh interpreters, should a library not survive a fork on some host
+    monkeypatch.setenv("GREENAI_JOB_CHILDREN", "spawned")
+    lease = warm_children.lease(1)
+    assert not lease.forked
