@@ -14,13 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, Self, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from greenai.shared.calibration import calibration_texts
 from greenai.shared.jobs import JobError
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 ConfigT_co = TypeVar("ConfigT_co", bound=BaseModel, covariant=True)
+
+
+def parse_params(method: str, config_class: type[ConfigT], params: dict[str, Any]) -> ConfigT:
+    """`params` as `config_class`, or a JobError 'invalid' naming the method and what was wrong: what every
+    method's `parse` does (bus input, so never retried)."""
+    try:
+        return config_class.model_validate(params)
+    except ValidationError as exc:
+        raise JobError(f"{method}: invalid parameters: {exc.errors(include_url=False)}", "invalid") from exc
 
 
 class ValidatesParams(Protocol[ConfigT_co]):

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import ValidationError
-
 from greenai.events.capabilities import MethodOffer, Requirements
 from greenai.services.lora.train import LoraParams, TrainResult
 from greenai.shared.capabilities import Offered
+from greenai.shared.job_contract import parse_params
 from greenai.shared.jobs import JobError
 
 KIND = "lora"
@@ -60,10 +59,7 @@ class LoraMethod(Offered, ABC):
         return cls.offer(KIND, cls.requirements)
 
     def parse(self, params: dict[str, Any]) -> LoraParams:
-        try:
-            return self.config_class.model_validate(params)
-        except ValidationError as exc:
-            raise JobError(f"{self.name}: invalid parameters: {exc.errors(include_url=False)}", "invalid") from exc
+        return parse_params(self.name, self.config_class, params)
 
     @abstractmethod
     def check_source(self, quantization: dict[str, Any] | None) -> None:

@@ -6,8 +6,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
+from greenai.shared.job_contract import parse_params
 from greenai.shared.jobs import JobError
 from greenai.shared.model_layout import ALL_FAMILIES, Projection, layout_of, require_supported
 
@@ -34,10 +35,7 @@ class PruningMethod(ABC):
     families: ClassVar[frozenset[str]] = ALL_FAMILIES
 
     def parse(self, params: dict[str, Any]) -> PruneConfig:
-        try:
-            return self.config_class.model_validate(params)
-        except ValidationError as exc:
-            raise JobError(f"{self.name}: invalid parameters: {exc.errors(include_url=False)}", "invalid") from exc
+        return parse_params(self.name, self.config_class, params)
 
     def check_family(self, model_type: object) -> str:
         """The model's family, or `UnsupportedArchitecture` (a JobError, reason `unsupported`)."""

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from greenai.events.capabilities import MethodOffer
 from greenai.events.capabilities import Requirements as OfferedRequirements
 from greenai.services.quantization.methods.storage import StorageDtype, store_unquantized
 from greenai.shared.capabilities import Offered
+from greenai.shared.job_contract import parse_params
 from greenai.shared.jobs import JobError
 from greenai.shared.model_layout import family_of, input_widths
 
@@ -76,10 +77,7 @@ class QuantizationMethod(Offered, ABC):
         )
 
     def parse(self, params: dict[str, Any]) -> MethodConfig:
-        try:
-            return self.config_class.model_validate(params)
-        except ValidationError as exc:
-            raise JobError(f"{self.name}: invalid parameters: {exc.errors(include_url=False)}", "invalid") from exc
+        return parse_params(self.name, self.config_class, params)
 
     def uses_calibration(self, config: MethodConfig) -> bool:
         return self.needs_calibration
