@@ -92,7 +92,7 @@ def front_table(front: ParetoFront) -> Table:
         "method",
         "params",
         "accuracy [95% CI]",
-        "ms/token",
+        "ms/token (spread)",
         "peak MiB",
         "size MiB",
         "ratio",
@@ -102,13 +102,17 @@ def front_table(front: ParetoFront) -> Table:
     secondary = sorted({task for c in front.front for task in c.secondary})
     for task in secondary:
         table.add_column(task)
-    for c in front.front:
+    on_front = {(c.experiment_id, c.episode) for c in front.front}
+    # the uncompressed baseline is the reference every row is read against, shown even when dominated
+    reference = [c for c in front.candidates if c.episode == 0 and (c.experiment_id, c.episode) not in on_front]
+    for c in [*front.front, *reference]:
+        spread = f" (IQR {c.latency_iqr_ms:.1f})" if c.latency_iqr_ms is not None else ""
         table.add_row(
-            str(c.episode),
+            str(c.episode) if c.episode else "0 (baseline, not on the front)",
             c.method,
             ", ".join(f"{k}={v}" for k, v in sorted(c.params.items())),
             f"{c.accuracy:.3f} [{c.ci_low:.2f}, {c.ci_high:.2f}]" + (f" (n={c.n}, promoted)" if c.promoted else ""),
-            f"{c.latency_ms_per_token:.1f}",
+            f"{c.latency_ms_per_token:.1f}{spread}",
             f"{c.peak_rss_mb:.0f}",
             f"{c.size_bytes / 2**20:.1f}",
             f"{c.compression_ratio:.2f}x" if c.compression_ratio else "-",

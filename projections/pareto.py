@@ -47,6 +47,7 @@ class Candidate(BaseModel):
     ci_high: float
     n: int
     latency_ms_per_token: float
+    latency_iqr_ms: float | None = None  # spread of the repeated decode runs (interquartile range), when measured
     peak_rss_mb: float
     runtime: str = "eager"  # how its latency was measured: eager, or compiled (torch.compile; compile time apart)
     size_bytes: int
@@ -182,6 +183,7 @@ def pareto_front(events: Iterable[Envelope], energy_axis: bool | None = None) ->
                 ci_high=r.ci_high,
                 n=r.n,
                 latency_ms_per_token=r.latency.decode_ms_per_token,
+                latency_iqr_ms=r.latency.decode_ms_iqr if (r.latency.repetitions or 0) > 1 else None,
                 peak_rss_mb=r.peak_rss_mb,
                 runtime=r.latency.runtime,
                 size_bytes=r.size_bytes,

@@ -132,7 +132,10 @@ def evaluate_requested(exp: str, n: int) -> Envelope:
     )
 
 
-def evaluated(exp: str, n: int, acc: float, ms: float, mem: float, size: int, joules: float = 1.0) -> Envelope:
+def evaluated(
+    exp: str, n: int, acc: float, ms: float, mem: float, size: int, joules: float = 1.0, iqr: float | None = None
+) -> Envelope:
+    """An evaluation; `iqr`: the decode runs' spread (9 repetitions), None: not measured (events before v2)."""
     return new_event(
         exp,
         EvaluateCompleted(
@@ -140,7 +143,8 @@ def evaluated(exp: str, n: int, acc: float, ms: float, mem: float, size: int, jo
             accuracy=acc, accuracy_stderr=None,
             ci_low=max(0.0, acc - 0.1), ci_high=min(1.0, acc + 0.1), n=10, limit=10,
             latency=Latency(
-                prefill_ms_per_token=1.0, decode_ms_per_token=ms, decode_tokens_per_s=1000 / ms, device="cpu"
+                prefill_ms_per_token=1.0, decode_ms_per_token=ms, decode_tokens_per_s=1000 / ms, device="cpu",
+                repetitions=None if iqr is None else 9, decode_ms_iqr=iqr,
             ),
             peak_rss_mb=mem, size_bytes=size, energy=Energy(joules=joules, mode="estimated", detail=""), wall_s=1.0,
         ),

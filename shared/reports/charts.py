@@ -29,7 +29,10 @@ BASELINE = "baseline (uncompressed)"
 
 
 def _interval(points: list[Candidate], name: str) -> dict[str, Any]:
-    """Accuracy's 95 % interval as an error bar, so nobody reads noise as a win; other axes have none."""
+    """Accuracy's 95 % interval and latency's spread (IQR, centred) as error bars, so nobody reads noise
+    as a win; other axes have none."""
+    if name == "latency_ms_per_token" and any(c.latency_iqr_ms is not None for c in points):
+        return {"type": "data", "array": [(c.latency_iqr_ms or 0.0) / 2 for c in points], "visible": True}
     if name != "accuracy":
         return {"visible": False}
     return {

@@ -161,3 +161,24 @@ def test_the_front_hides_an_estimated_energy_column_unless_forced() -> None:
     assert "no hardware counter measured it" in rendered(front_table(pareto_front(events)))
     forced = rendered(front_table(pareto_front(events, energy_axis=True)))
     assert "energy J" in forced and "300.0 (estimated)" in forced
+
+
+def test_the_front_shows_each_latency_spread_and_the_dominated_baseline_as_reference() -> None:
+    from greenai.cli.render import front_table
+    from greenai.projections.pareto import pareto_front
+
+    def with_spread(env: Envelope, iqr: float) -> Envelope:
+        data = env.data
+        assert isinstance(data, EvaluateCompleted)
+        latency = data.latency.model_copy(update={"repetitions": 9, "decode_ms_iqr": iqr})
+        return new_event("e", data.model_copy(update={"latency": latency}), producer="t")
+
+    events = log()
+    events = [with_spread(e, 3.7) if e.type == "evaluate.completed" else e for e in events]
+    front = pareto_front(events)
+    assert 0 not in {c.episode for c in front.front}  # episode 1 is as good and faster
+    text = rendered(front_table(front))
+    assert "50.0 (IQR 3.7)" in text and "40.0 (IQR 3.7)" in text
+    assert "0 (baseline, not on the front)" in text
+    # without repetitions (events before v2) no spread is claimed
+    assert "IQR" not in rendered(front_table(pareto_front(log())))

@@ -42,3 +42,14 @@ def test_the_3d_view_marks_the_baseline_and_the_intervals() -> None:
     assert BASELINE in by_name
     assert by_name[BASELINE].error_z.visible
     assert list(by_name[BASELINE].z) == pytest.approx([0.6])
+
+
+def test_latency_gets_its_spread_once_measured() -> None:
+    events = [f.run(), f.spec(), f.evaluated("e", 0, 0.6, 50, 500, 4000, iqr=4.0)]
+    events += [f.decided("e", 1), f.evaluated("e", 1, 0.3, 40, 400, 3000, iqr=10.0)]
+    grid, _ = pareto_figures(pareto_front(events), "t")
+    first = [t for t in grid.data if t.xaxis == "x"]  # accuracy against latency
+    bars = {x: half for t in first for x, half in zip(t.x, t.error_x.array, strict=True)}
+    assert bars == {50: 2.0, 40: 5.0} and all(t.error_x.visible for t in first)  # IQR drawn centred: half each side
+    memory_panel = [t for t in grid.data if t.xaxis == "x4"]  # latency is the x axis there too
+    assert all(t.error_x.visible and not t.error_y.visible for t in memory_panel)
