@@ -11,7 +11,6 @@ stream recreated under us, means one fold from the start — and the result is t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import inspect
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from typing import Generic, TypeVar
 from greenai.events import Envelope
 from greenai.shared.eventstore import EventStore
 from greenai.shared.logging import get_logger
-from greenai.shared.projection_snapshot import ProjectionSnapshots, StreamIdentity
+from greenai.shared.projection_snapshot import ProjectionSnapshots, StreamIdentity, save_at_stop
 
 F = TypeVar("F")
 SAVE_EVERY = 2000
@@ -135,13 +134,5 @@ class KeptProjection(Generic[F]):
         return stored
 
     async def close(self, timeout_s: float = 5.0) -> None:
-        """At stop: the last snapshot, so the next start folds only what comes after it. Bounded: a
-        stop never waits long for a server that went away (the next start only folds a longer tail)."""
-
-        async def last() -> None:
-            if self._saving is not None:
-                await self._saving
-            await self.save()
-
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(last(), timeout_s)
+        """At stop: the last snapshot, so the next start folds only what comes after it."""
+        await save_at_stop(self._saving, self.save, timeout_s)

@@ -17,8 +17,10 @@ refused with one warning and the caller folds the log from the start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,19 @@ FORMAT = "greenai-projection-snapshot/1"
 MAX_STORED_BYTES = 64 * 2**20  # compressed, as read from the bucket
 MAX_STATE_BYTES = 1024 * 2**20  # inflated
 READ_TIMEOUT_S = 60.0
+
+
+async def save_at_stop(pending: asyncio.Task[Any] | None, save: Callable[[], Awaitable[Any]], timeout_s: float) -> None:
+    """The last snapshot of a projection at stop, after any save in flight. Bounded: a stop never waits
+    long for a server that went away (the next start only folds a longer tail)."""
+
+    async def last() -> None:
+        if pending is not None:
+            await pending
+        await save()
+
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(last(), timeout_s)
 
 
 async def ensure_projection_bucket(js: JetStreamContext, replicas: int = 1, bucket: str = BUCKET) -> None:

@@ -17,7 +17,6 @@ and replays at its next start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 from greenai.services.dashboard import readmodel_state
@@ -25,7 +24,7 @@ from greenai.services.dashboard.readmodel import ReadModel
 from greenai.shared.eventstore import EventStore
 from greenai.shared.eventstore_records import StoredEvent, Unreadable
 from greenai.shared.logging import get_logger
-from greenai.shared.projection_snapshot import DASHBOARD_BUCKET, ProjectionSnapshots, StreamIdentity
+from greenai.shared.projection_snapshot import DASHBOARD_BUCKET, ProjectionSnapshots, StreamIdentity, save_at_stop
 
 log = get_logger("dashboard")
 SAVE_EVERY = 5000
@@ -187,11 +186,4 @@ class Feed:
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """At stop: the last snapshot, bounded (a server gone away only costs a longer tail next time)."""
-
-        async def last() -> None:
-            if self._saving is not None:
-                await self._saving
-            await self.save()
-
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(last(), timeout_s)
+        await save_at_stop(self._saving, self.save, timeout_s)
